@@ -1,0 +1,17 @@
+"""jaxpot: machine-learned interatomic potentials in JAX.
+
+Importing jaxpot enables float64 in JAX (``jax_enable_x64``) so that Hessians, spectra and
+finite-difference checks can run in double precision; models still default to float32.
+"""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+__version__ = "0.1.0"
+
+from jaxpot import graph, models, nn  # noqa: E402
+from jaxpot.io import load, save  # noqa: E402
+from jaxpot.potential import Potential  # noqa: E402
+
+__all__ = ["Potential", "graph", "load", "models", "nn", "save", "__version__"]

@@ -1,0 +1,404 @@
+"""The Potential: a backbone, its heads and metadata, and the pure functions built from them.
+
+Everything physical is a transform of one ``energy(params, graph) -> [G]`` (DESIGN.md,
+"Potential")::
+
+    forces  = -dE/dR                                   (energy_and_forces)
+    stress  = (1/V) dE/dε, ε a symmetric strain of positions, shifts and cell
+                                                       (energy_forces_stress; ASE sign convention)
+    Hessian = d²E/dR²                                  (hessian; jax.hessian, or HVPs in chunks)
+
+The pure functions take the padded graph (DESIGN.md "Graph") and return per-graph values for
+every graph including the padding graph; use ``jaxpot.graph.graph_mask`` to select real ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import jraph
+import numpy as np
+
+from jaxpot import graph as graph_lib
+from jaxpot.heads import AtomisticModel, EnergyHead
+from jaxpot.models import registry
+from jaxpot.nn import graph_sum, node_graph_index
+from jaxpot.validation import matrix_to_voigt
+
+EnergyFn = Callable[[Any, jraph.GraphsTuple], jnp.ndarray]
+
+DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
+
+
+# ----------------------------------------------------------------------------------------
+# Pure transforms of an energy function
+# ----------------------------------------------------------------------------------------
+
+
+def make_energy_fn(module: nn.Module, e0: np.ndarray, scale: float = 1.0, shift: float = 0.0) -> EnergyFn:
+    """``energy(params, graph) -> [G]`` eV: ``sum_i (scale * e_i + shift + E0[species_i])``.
+
+    The reference energies are summed in float64 (totals of hundreds of eV lose meV in
+    float32); the learned part keeps the model's dtype.
+    """
+    e0 = np.asarray(e0, dtype=np.float64)
+
+    def energy(params, graph: jraph.GraphsTuple) -> jnp.ndarray:
+        atomic = module.apply(params, graph)  # [N]
+        atomic = scale * atomic + shift
+        reference = jnp.asarray(e0)[graph.nodes["species"]]
+        return graph_sum(atomic, graph.n_node) + graph_sum(reference, graph.n_node)
+
+    return energy
+
+
+def _masked_total(energies: jnp.ndarray, graph: jraph.GraphsTuple) -> jnp.ndarray:
+    return jnp.sum(jnp.where(graph_lib.graph_mask(graph), energies, 0.0))
+
+
+def energy_and_forces(energy_fn: EnergyFn) -> Callable:
+    """``(params, graph) -> (energies [G], forces [N, 3])`` with ``F = -dE/dR``."""
+
+    def fn(params, graph):
+        def total(positions):
+            g = graph._replace(nodes={**graph.nodes, "positions": positions})
+            e = energy_fn(params, g)
+            return _masked_total(e, graph), e
+
+        (_, energies), grad = jax.value_and_grad(total, has_aux=True)(graph.nodes["positions"])
+        return energies, -grad
+
+    return fn
+
+
+def strain_graph(graph: jraph.GraphsTuple, strain: jnp.ndarray) -> jraph.GraphsTuple:
+    """Apply ``x -> x (1 + ε)`` per graph to positions, shifts and cell; ``strain`` [G, 3, 3].
+
+    The strain is symmetrised first, so that ``dE/dε`` is the (symmetric) virial.
+    """
+    eps = 0.5 * (strain + jnp.swapaxes(strain, -1, -2))
+    n_nodes, n_edges = graph.nodes["positions"].shape[0], graph.senders.shape[0]
+    node_eps = eps[node_graph_index(graph.n_node, n_nodes)]
+    edge_eps = eps[node_graph_index(graph.n_edge, n_edges)]
+    pos = graph.nodes["positions"]
+    shifts = graph.edges["shifts"].astype(pos.dtype)
+    cell = graph.globals["cell"].astype(pos.dtype)
+    return graph._replace(
+        nodes={**graph.nodes, "positions": pos + jnp.einsum("ni,nij->nj", pos, node_eps)},
+        edges={**graph.edges, "shifts": shifts + jnp.einsum("ei,eij->ej", shifts, edge_eps)},
+        globals={**graph.globals, "cell": cell + jnp.einsum("gai,gij->gaj", cell, eps)},
+    )
+
+
+def energy_forces_stress(energy_fn: EnergyFn) -> Callable:
+    """``(params, graph) -> (energies [G], forces [N, 3], stress [G, 3, 3])``.
+
+    Stress is ``(1/V) dE/dε`` in eV/Å³, ASE's convention (a cell that wants to shrink has
+    positive stress); 0 for graphs without volume (molecules and the padding graph).
+    """
+
+    def fn(params, graph):
+        positions = graph.nodes["positions"]
+        strain = jnp.zeros((graph.n_node.shape[0], 3, 3), positions.dtype)
+
+        def total(pos, eps):
+            g = strain_graph(graph._replace(nodes={**graph.nodes, "positions": pos}), eps)
+            e = energy_fn(params, g)
+            return _masked_total(e, graph), e
+
+        (_, energies), (d_pos, d_strain) = jax.value_and_grad(total, argnums=(0, 1), has_aux=True)(
+            positions, strain
+        )
+        volume = jnp.abs(jnp.linalg.det(graph.globals["cell"].astype(positions.dtype)))
+        periodic = jnp.any(graph.globals["pbc"], axis=-1) & (volume > 0)
+        safe_volume = jnp.where(periodic, volume, 1.0)
+        stress = jnp.where(periodic[:, None, None], d_strain / safe_volume[:, None, None], 0.0)
+        return energies, -d_pos, stress
+
+    return fn
+
+
+def hessian(energy_fn: EnergyFn, chunk_size: int | None = None) -> Callable:
+    """``(params, graph) -> [N, 3, N, 3]`` eV/Å², second derivatives of the total energy.
+
+    ``chunk_size=None`` uses ``jax.hessian`` (forward-over-reverse, all 3N columns at once).
+    With a ``chunk_size``, columns are Hessian-vector products of the linearised gradient,
+    ``chunk_size`` at a time, so memory stays bounded for large systems.
+    """
+
+    def fn(params, graph):
+        def total(positions):
+            g = graph._replace(nodes={**graph.nodes, "positions": positions})
+            return _masked_total(energy_fn(params, g), graph)
+
+        positions = graph.nodes["positions"]
+        n = positions.shape[0]
+        if chunk_size is None:
+            return jax.hessian(total)(positions)
+        _, hvp = jax.linearize(jax.grad(total), positions)
+        basis = jnp.eye(3 * n, dtype=positions.dtype).reshape(3 * n, n, 3)
+        columns = jax.lax.map(hvp, basis, batch_size=chunk_size)  # [3N, N, 3]
+        return jnp.transpose(columns.reshape(n, 3, n, 3), (2, 3, 0, 1))
+
+    return fn
+
+
+# ----------------------------------------------------------------------------------------
+# The Potential object
+# ----------------------------------------------------------------------------------------
+
+
+def _species_numbers(species: Sequence[int | str]) -> tuple[int, ...]:
+    from ase.data import atomic_numbers
+
+    out = []
+    for s in species:
+        if isinstance(s, str):
+            if s not in atomic_numbers:
+                raise ValueError(f"unknown element symbol {s!r}")
+            out.append(atomic_numbers[s])
+        else:
+            out.append(int(s))
+    if len(set(out)) != len(out):
+        raise ValueError(f"species {list(species)} lists an element twice")
+    if not out:
+        raise ValueError("a Potential needs at least one species")
+    return tuple(out)
+
+
+def _dummy_graph(num_species: int) -> jraph.GraphsTuple:
+    """A two-atom graph used only to initialise parameter shapes."""
+    g = jraph.GraphsTuple(
+        nodes={"positions": np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]), "species": np.zeros(2, np.int32)},
+        edges={"shifts": np.zeros((2, 3))},
+        globals={"cell": np.zeros((1, 3, 3)), "pbc": np.zeros((1, 3), bool)},
+        senders=np.array([0, 1], np.int32),
+        receivers=np.array([1, 0], np.int32),
+        n_node=np.array([2], np.int32),
+        n_edge=np.array([2], np.int32),
+    )
+    return graph_lib.pad(g, 3, 2, 2)
+
+
+@dataclasses.dataclass
+class Potential:
+    """A machine-learned interatomic potential: model, parameters and metadata.
+
+    Build one with ``Potential.create``; load a saved one with ``jaxpot.load``. The pure
+    functions (``energy_fn``, ``energy_and_forces_fn``, ...) take ``(params, graph)`` and are
+    what training, jax-md and spectra use; the methods (``energy``, ``forces``, ``calculate``,
+    ...) jit them with this Potential's parameters, once per shape bucket.
+
+    Attributes:
+      model: registry name of the backbone.
+      hparams: backbone hyperparameters (without ``num_species``/``cutoff``).
+      species: atomic numbers, the species table that ``nodes["species"]`` indexes.
+      cutoff: neighbour cutoff in Å.
+      params: flax variables of the ``AtomisticModel``.
+      e0: [S] per-species reference energies in eV.
+      scale, shift: atomic energy = ``scale * model output + shift`` (eV).
+      readout: ``EnergyHead`` hyperparameters.
+      dtype: "float32" or "float64": dtype of parameters and positions inside the model.
+    """
+
+    model: str
+    hparams: dict
+    species: tuple[int, ...]
+    cutoff: float
+    params: Any
+    e0: np.ndarray
+    scale: float = 1.0
+    shift: float = 0.0
+    readout: dict = dataclasses.field(default_factory=dict)
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        self.species = tuple(int(z) for z in self.species)
+        self.e0 = np.asarray(self.e0, dtype=np.float64).reshape(len(self.species))
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
+        self._cache: dict[str, Callable] = {}
+
+    # -- construction -------------------------------------------------------------------
+
+    @staticmethod
+    def build_module(model: str, hparams: dict, num_species: int, cutoff: float, readout: dict) -> AtomisticModel:
+        backbone = registry.build(model, num_species=num_species, cutoff=cutoff, **hparams)
+        return AtomisticModel(backbone=backbone, energy_head=EnergyHead(**readout))
+
+    @classmethod
+    def create(
+        cls,
+        model: str,
+        species: Sequence[int | str],
+        cutoff: float = 5.0,
+        *,
+        seed: int = 0,
+        e0: Sequence[float] | dict | None = None,
+        scale: float = 1.0,
+        shift: float = 0.0,
+        readout: dict | None = None,
+        dtype: str = "float32",
+        **hparams,
+    ) -> "Potential":
+        """A new Potential with randomly initialised parameters.
+
+        Args:
+          model: registry name ("schnet", "painn", ...).
+          species: elements (symbols or atomic numbers) the potential covers.
+          cutoff: Å.
+          seed: parameter initialisation seed.
+          e0: per-species reference energies (list in ``species`` order, or {symbol: eV}).
+          scale, shift: applied to the model's atomic energies.
+          readout: ``EnergyHead`` options; default hidden width features // 2 and the
+            backbone's own activation (shifted softplus for SchNet, SiLU otherwise).
+          dtype: "float32" (default) or "float64".
+          **hparams: backbone hyperparameters (see ``jaxpot.models.hyperparameters(model)``).
+        """
+        numbers = _species_numbers(species)
+        if cutoff <= 0:
+            raise ValueError(f"cutoff must be positive, got {cutoff}")
+        cls_ = registry.model_class(model)
+        if readout is None:
+            width = hparams.get("features", registry.hyperparameters(model).get("features") or 64)
+            readout = {"hidden": [max(int(width) // 2, 1)], "activation": getattr(cls_, "readout_activation", "silu")}
+        if isinstance(e0, dict):
+            from ase.data import atomic_numbers, chemical_symbols
+
+            table = {atomic_numbers.get(k, k) if isinstance(k, str) else int(k): float(v) for k, v in e0.items()}
+            missing = [chemical_symbols[z] for z in numbers if z not in table]
+            if missing:
+                raise ValueError(f"e0 has no reference energy for {missing}")
+            e0 = [table[z] for z in numbers]
+        e0 = np.zeros(len(numbers)) if e0 is None else np.asarray(e0, dtype=np.float64)
+        module = cls.build_module(model, hparams, len(numbers), cutoff, readout)
+        params = module.init(jax.random.PRNGKey(seed), _to_device(_dummy_graph(len(numbers)), jnp.float32))
+        pot = cls(model, dict(hparams), numbers, float(cutoff), params, e0, scale, shift, dict(readout), "float32")
+        return pot.astype(dtype)
+
+    @property
+    def module(self) -> AtomisticModel:
+        if "module" not in self._cache:
+            self._cache["module"] = self.build_module(
+                self.model, self.hparams, len(self.species), self.cutoff, self.readout
+            )
+        return self._cache["module"]  # type: ignore[return-value]
+
+    def astype(self, dtype: str) -> "Potential":
+        """The same potential computing in ``dtype`` ("float32" or "float64")."""
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+        params = jax.tree_util.tree_map(
+            lambda x: jnp.asarray(x, DTYPES[dtype]) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating) else x,
+            self.params,
+        )
+        return dataclasses.replace(self, params=params, dtype=dtype)
+
+    def replace(self, **changes) -> "Potential":
+        """A copy with some fields changed (e.g. ``params``, ``e0``, ``scale``)."""
+        return dataclasses.replace(self, **changes)
+
+    # -- pure functions -----------------------------------------------------------------
+
+    @property
+    def energy_fn(self) -> EnergyFn:
+        """Pure ``(params, graph) -> [G]`` energies in eV."""
+        return make_energy_fn(self.module, self.e0, self.scale, self.shift)
+
+    @property
+    def energy_and_forces_fn(self) -> Callable:
+        return energy_and_forces(self.energy_fn)
+
+    @property
+    def energy_forces_stress_fn(self) -> Callable:
+        return energy_forces_stress(self.energy_fn)
+
+    def hessian_fn(self, chunk_size: int | None = None) -> Callable:
+        return hessian(self.energy_fn, chunk_size)
+
+    # -- convenience on graphs and atoms ------------------------------------------------
+
+    def _jit(self, key: str, make: Callable[[], Callable]) -> Callable:
+        if key not in self._cache:
+            self._cache[key] = jax.jit(make())
+        return self._cache[key]
+
+    def graph(self, atoms, **kwargs) -> jraph.GraphsTuple:
+        """``jaxpot.graph.from_atoms`` with this potential's cutoff and species."""
+        return graph_lib.from_atoms(atoms, self.cutoff, self.species, **kwargs)
+
+    def prepare(self, graph: jraph.GraphsTuple) -> jraph.GraphsTuple:
+        """Move a host graph to the device in this potential's dtype."""
+        return _to_device(graph, DTYPES[self.dtype])
+
+    def energy(self, graph: jraph.GraphsTuple) -> jnp.ndarray:
+        """[G] energies (eV) of a padded graph, padding graph included."""
+        fn = self._jit("energy", lambda: self.energy_fn)
+        return fn(self.params, self.prepare(graph))
+
+    def energy_and_forces(self, graph: jraph.GraphsTuple) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """([G] eV, [N, 3] eV/Å) for a padded graph."""
+        fn = self._jit("energy_and_forces", lambda: self.energy_and_forces_fn)
+        return fn(self.params, self.prepare(graph))
+
+    def forces(self, graph: jraph.GraphsTuple) -> jnp.ndarray:
+        return self.energy_and_forces(graph)[1]
+
+    def energy_forces_stress(self, graph: jraph.GraphsTuple):
+        """([G] eV, [N, 3] eV/Å, [G, 3, 3] eV/Å³) for a padded graph."""
+        fn = self._jit("energy_forces_stress", lambda: self.energy_forces_stress_fn)
+        return fn(self.params, self.prepare(graph))
+
+    def stress(self, graph: jraph.GraphsTuple) -> jnp.ndarray:
+        return self.energy_forces_stress(graph)[2]
+
+    def hessian(self, graph: jraph.GraphsTuple, chunk_size: int | None = None) -> jnp.ndarray:
+        """[N, 3, N, 3] eV/Å² for a padded graph (padding rows are zero)."""
+        fn = self._jit(f"hessian_{chunk_size}", lambda: self.hessian_fn(chunk_size))
+        return fn(self.params, self.prepare(graph))
+
+    def calculate(self, atoms, stress: bool | None = None) -> dict[str, np.ndarray]:
+        """Energy, forces and (for periodic cells) stress of one ``ase.Atoms`` in one call.
+
+        Returns ``{"energy": float eV, "forces": [n, 3] eV/Å, "stress": [6] eV/Å³}`` with stress in
+        ASE's Voigt order (xx, yy, zz, yz, xz, xy), present when the cell is periodic.
+        """
+        if stress is None:
+            stress = bool(np.any(atoms.pbc))
+        g = self.graph(atoms)
+        n = len(atoms)
+        if stress:
+            e, f, s = self.energy_forces_stress(g)
+            return {
+                "energy": float(e[0]),
+                "forces": np.asarray(f[:n], dtype=np.float64),
+                "stress": matrix_to_voigt(np.asarray(s[0], dtype=np.float64)),
+            }
+        e, f = self.energy_and_forces(g)
+        return {"energy": float(e[0]), "forces": np.asarray(f[:n], dtype=np.float64)}
+
+    # -- persistence --------------------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Write ``config.json`` and ``params.msgpack`` into directory ``path``."""
+        from jaxpot.io import save
+
+        save(self, path)
+
+    @property
+    def num_parameters(self) -> int:
+        return int(sum(np.size(x) for x in jax.tree_util.tree_leaves(self.params)))
+
+
+def _to_device(graph: jraph.GraphsTuple, dtype) -> jraph.GraphsTuple:
+    """Float arrays -> ``dtype``, integer and bool arrays unchanged, all as jnp arrays."""
+
+    def cast(x):
+        x = jnp.asarray(x)
+        return x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
+
+    return jax.tree_util.tree_map(cast, graph)
