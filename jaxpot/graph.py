@@ -283,23 +283,32 @@ def to_numpy(graph: jraph.GraphsTuple) -> jraph.GraphsTuple:
     return jax.tree_util.tree_map(np.asarray, graph)
 
 
+def _xp(graph):
+    return np if isinstance(graph.n_node, np.ndarray) else jnp
+
+
 def graph_mask(graph: jraph.GraphsTuple):
-    """[G] bool, True for real graphs (the last graph is the padding graph)."""
-    xp = np if isinstance(graph.n_node, np.ndarray) else jnp
-    return xp.arange(graph.n_node.shape[0]) < graph.n_node.shape[0] - 1
+    """[G] bool, True for real graphs.
+
+    Real graphs come first and are never empty; then the padding graph (it owns the padding
+    nodes) and possibly empty padding graphs, as ``jraph.pad_with_graphs`` lays them out.
+    """
+    xp = _xp(graph)
+    num_real = xp.sum(graph.n_node > 0) - 1
+    return xp.arange(graph.n_node.shape[0]) < num_real
 
 
 def node_mask(graph: jraph.GraphsTuple):
     """[N] bool, True for nodes of real graphs."""
-    xp = np if isinstance(graph.n_node, np.ndarray) else jnp
-    n_real = xp.sum(graph.n_node[:-1])
+    xp = _xp(graph)
+    n_real = xp.sum(xp.where(graph_mask(graph), graph.n_node, 0))
     return xp.arange(graph.nodes["species"].shape[0]) < n_real
 
 
 def edge_mask(graph: jraph.GraphsTuple):
     """[E] bool, True for edges of real graphs."""
-    xp = np if isinstance(graph.n_edge, np.ndarray) else jnp
-    n_real = xp.sum(graph.n_edge[:-1])
+    xp = _xp(graph)
+    n_real = xp.sum(xp.where(graph_mask(graph), graph.n_edge, 0))
     return xp.arange(graph.senders.shape[0]) < n_real
 
 

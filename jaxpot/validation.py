@@ -58,8 +58,9 @@ def check_min_distance(
     """Refuse pairs closer than ``min_distance`` Å (two atoms at the same place)."""
     if len(distances) and distances.min() < min_distance:
         k = int(np.argmin(distances))
+        a, b = sorted((int(senders[k]), int(receivers[k])))
         raise ValueError(
-            f"{name}: atoms {int(senders[k])} and {int(receivers[k])} are {distances[k]:.3g} Å "
+            f"{name}: atoms {a} and {b} are {distances[k]:.3g} Å "
             f"apart, closer than min_distance={min_distance} Å; the structure has overlapping "
             "atoms (a duplicated atom or a wrapping error). Fix it, or lower min_distance."
         )
