@@ -240,16 +240,35 @@ def from_atoms(
         singular periodic cell, labels of the wrong shape, or sizes too small to pad into.
     """
     many = not hasattr(atoms, "positions")
+    structures = list(atoms) if many else atoms
+    if many and not structures:
+        raise ValueError("from_atoms() got an empty list of structures")
+    g = batch(graphs_from_atoms(structures, cutoff, species, labels=labels, min_distance=min_distance))
+    auto = padded_sizes(g)
+    return pad(g, n_node or auto[0], n_edge or auto[1], n_graph or auto[2])
+
+
+def graphs_from_atoms(
+    atoms,
+    cutoff: float,
+    species: Sequence[int],
+    *,
+    labels: bool | dict[str, str] = False,
+    min_distance: float = 0.1,
+) -> list[jraph.GraphsTuple]:
+    """One unpadded graph (numpy) per structure, checked and labelled as ``from_atoms`` does.
+
+    For data loaders that build every structure's graph once and later ``batch`` and ``pad``
+    any group of them. Errors name the structure by its index in the list ("structure k").
+    """
+    many = not hasattr(atoms, "positions")
     structures = list(atoms) if many else [atoms]
     if not structures:
-        raise ValueError("from_atoms() got an empty list of structures")
-    graphs = [
+        raise ValueError("graphs_from_atoms() got an empty list of structures")
+    return [
         _single(a, cutoff, species, labels, min_distance, f"structure {k}" if many else "structure")
         for k, a in enumerate(structures)
     ]
-    g = batch(graphs)
-    auto = padded_sizes(g)
-    return pad(g, n_node or auto[0], n_edge or auto[1], n_graph or auto[2])
 
 
 def unbatch(graph: jraph.GraphsTuple) -> list[jraph.GraphsTuple]:
