@@ -1,0 +1,112 @@
+"""Jitted training and evaluation steps, data-parallel over the local devices.
+
+A step takes a stack of D padded batches (leading axis D = number of devices, sharded along a
+1-D mesh axis "batch"); per-device squared-error sums and counts are added before dividing,
+so the loss equals that of the D batches taken together on one device.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxpot.potential import energy_and_forces, energy_forces_stress
+from jaxpot.train.losses import squared_errors, weighted_loss
+from jaxpot.train.optim import ema_update
+
+
+class TrainState(NamedTuple):
+    """Everything a step changes: a pytree, checkpointed as a whole."""
+
+    step: jnp.ndarray
+    params: Any
+    opt_state: Any
+    ema_params: Any
+
+
+def make_predict(energy_fn: Callable, stress: bool) -> Callable:
+    """``(params, graph) -> {"energy", "forces"[, "stress"]}``."""
+    if stress:
+        efs = energy_forces_stress(energy_fn)
+
+        def predict(params, graph):
+            e, f, s = efs(params, graph)
+            return {"energy": e, "forces": f, "stress": s}
+    else:
+        ef = energy_and_forces(energy_fn)
+
+        def predict(params, graph):
+            e, f = ef(params, graph)
+            return {"energy": e, "forces": f}
+
+    return predict
+
+
+def _stacked_terms(predict, params, batches):
+    terms = jax.vmap(lambda g: squared_errors(predict(params, g), g))(batches)
+    return {k: (jnp.sum(s), jnp.sum(c)) for k, (s, c) in terms.items()}
+
+
+def make_train_step(predict: Callable, optimizer, ema_decay: float) -> Callable:
+    """``step(state, batches, weights) -> (state, loss, terms)``; a NaN loss keeps the old state."""
+
+    def step(state: TrainState, batches, weights):
+        def loss_fn(params):
+            terms = _stacked_terms(predict, params, batches)
+            return weighted_loss(terms, weights), terms
+
+        (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = jax.tree_util.tree_map(lambda p, u: p + u.astype(p.dtype), state.params, updates)
+        new = TrainState(state.step + 1, params, opt_state, ema_update(state.ema_params, params, ema_decay))
+        finite = jnp.isfinite(loss)
+        new = jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, state)
+        return new, loss, terms
+
+    return jax.jit(step, donate_argnums=0)
+
+
+def make_eval_step(predict: Callable) -> Callable:
+    """``eval(params, batches) -> predictions`` with the leading device axis kept."""
+    return jax.jit(lambda params, batches: jax.vmap(lambda g: predict(params, g))(batches))
+
+
+def device_mesh(num_devices: int | None = None) -> Mesh:
+    devices = jax.local_devices()
+    n = len(devices) if num_devices is None else num_devices
+    if n > len(devices):
+        raise ValueError(f"asked for {n} devices but only {len(devices)} are visible")
+    return Mesh(np.array(devices[:n]), ("batch",))
+
+
+def replicate(tree, mesh: Mesh):
+    """Place a pytree (the train state) replicated on every device of the mesh, as the step
+    returns it, so the first and later calls share one compilation."""
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+
+
+def stack_batches(batches: list, mesh: Mesh, dtype) -> Any:
+    """Stack D host batches along a new leading axis and shard it over the mesh."""
+    stacked = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *batches)
+    sharding = NamedSharding(mesh, PartitionSpec("batch"))
+
+    def put(x):
+        x = np.asarray(x)
+        if np.issubdtype(x.dtype, np.floating):
+            x = x.astype(dtype)
+        return jax.device_put(x, sharding)
+
+    return jax.tree_util.tree_map(put, stacked)
+
+
+def empty_like(batch):
+    """A batch of the same shapes with no real graph (fills the last device group of an epoch)."""
+    n_node = np.zeros_like(batch.n_node)
+    n_edge = np.zeros_like(batch.n_edge)
+    n_node[0] = np.sum(batch.n_node)
+    n_edge[0] = np.sum(batch.n_edge)
+    return batch._replace(n_node=n_node, n_edge=n_edge)

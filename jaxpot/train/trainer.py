@@ -1,0 +1,285 @@
+"""The training loop: optax steps over a loader, validation, checkpoints, resume, plots.
+
+Shape of the loop follows the flax examples (a ``TrainState`` and a jitted ``train_step``);
+everything the loop needs to continue after a crash — the state, the position in the epoch,
+the plateau schedule, the best validation loss — is in the checkpoint, so a killed run
+resumed with the same configuration ends with the same parameters as one never stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpot.potential import DTYPES, Potential
+from jaxpot.train.checkpoint import Checkpoints
+from jaxpot.train.losses import QUANTITIES
+from jaxpot.train.metrics import ErrorMetrics
+from jaxpot.train.optim import Plateau, learning_rate, make_optimizer, set_learning_rate
+from jaxpot.train.step import (
+    TrainState,
+    device_mesh,
+    empty_like,
+    make_eval_step,
+    make_predict,
+    make_train_step,
+    replicate,
+    stack_batches,
+)
+
+
+@dataclasses.dataclass
+class TrainingOptions:
+    """Hyperparameters of training (defaults after MACE's and PaiNN's papers).
+
+    Loss weights multiply mean squared errors of energy per atom (eV/atom)², forces (eV/Å)²,
+    stress (eV/Å³)², dipole (e·Å)² and polarizability (Å³)². From ``swa_start`` (a fraction
+    of the epochs) on, ``swa_weights`` replace ``weights`` — MACE raises the energy weight
+    late in training this way.
+    """
+
+    epochs: int = 100
+    learning_rate: float = 1e-3
+    optimizer: str = "amsgrad"
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    final_lr_fraction: float = 0.01
+    plateau_factor: float = 0.8
+    plateau_patience: int = 5
+    clip_norm: float | None = 10.0
+    weight_decay: float = 0.0
+    ema_decay: float = 0.99
+    weights: dict = dataclasses.field(default_factory=lambda: {"energy": 1.0, "forces": 100.0, "stress": 1.0})
+    swa_start: float | None = 0.8
+    swa_weights: dict = dataclasses.field(default_factory=lambda: {"energy": 1000.0, "forces": 100.0, "stress": 1.0})
+    eval_every: int = 1
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 2
+    devices: int | None = None
+    progress: bool = True
+
+    def __post_init__(self):
+        for name in ("weights", "swa_weights"):
+            unknown = sorted(set(getattr(self, name)) - set(QUANTITIES))
+            if unknown:
+                raise ValueError(f"{name} has unknown quantities {unknown}; known: {list(QUANTITIES)}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    potential: Potential  # best validation model (EMA parameters)
+    history: list[dict]
+    stopped: str  # "finished", "nan" or "max_steps"
+    output: Path
+
+
+def _weights(options: TrainingOptions, epoch: int, dtype) -> dict:
+    late = options.swa_start is not None and epoch >= math.floor(options.swa_start * options.epochs)
+    table = options.swa_weights if late else options.weights
+    return {k: jnp.asarray(float(table.get(k, 0.0)), dtype) for k in QUANTITIES}
+
+
+def _grouped(batches, size: int):
+    """Yield lists of ``size`` consecutive batches; the last is filled with empty batches."""
+    group: list = []
+    for batch in batches:
+        group.append(batch)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group + [empty_like(group[0])] * (size - len(group))
+
+
+def _num_groups(loader, epoch: int, size: int) -> int:
+    n = loader.num_batches(epoch) if hasattr(loader, "num_batches") else len(list(loader.epoch(epoch)))
+    return math.ceil(n / size)
+
+
+def _epoch(loader, epoch: int, start: int = 0):
+    if start == 0:
+        return loader.epoch(epoch)
+    try:
+        return loader.epoch(epoch, start=start)
+    except TypeError:  # a loader without resume support: skip on the host
+        return list(loader.epoch(epoch))[start:]
+
+
+def evaluate(potential: Potential, loader, *, stress: bool | None = None, keep_values: bool = False,
+             params=None, num_devices: int | None = None) -> tuple[dict, ErrorMetrics]:
+    """MAE/RMSE of ``potential`` (or ``params``) over every batch of ``loader``."""
+    stress = _has_stress(loader) if stress is None else stress
+    predict = make_predict(potential.energy_fn, stress)
+    mesh = device_mesh(num_devices)
+    eval_step = make_eval_step(predict)
+    metrics = ErrorMetrics(keep_values=keep_values)
+    params = potential.params if params is None else params
+    for group in _grouped(loader.epoch(0), mesh.size):
+        pred = eval_step(params, stack_batches(group, mesh, DTYPES[potential.dtype]))
+        for d, batch in enumerate(group):
+            metrics.update(jax.tree_util.tree_map(lambda x: np.asarray(x[d]), pred), batch)
+    return metrics.result(), metrics
+
+
+def _has_stress(loader) -> bool:
+    for batch in loader.epoch(0):
+        w = batch.globals.get("weight_stress")
+        return "stress" in batch.globals and (w is None or bool(np.any(w > 0)))
+    return False
+
+
+def _valid_loss(result: dict, weights: dict) -> float:
+    """Weighted sum of validation MSEs, the same form as the training loss."""
+    names = {"energy": "energy_per_atom_rmse", "forces": "forces_rmse", "stress": "stress_rmse",
+             "dipole": "dipole_rmse", "polarizability": "polarizability_rmse"}
+    return float(sum(float(w) * result[names[k]] ** 2 for k, w in weights.items() if names[k] in result and float(w) > 0))
+
+
+def train(
+    potential: Potential,
+    train_loader,
+    valid_loader=None,
+    options: TrainingOptions | None = None,
+    output: str | Path = "training",
+    *,
+    seed: int = 0,
+    max_steps: int | None = None,
+) -> TrainResult:
+    """Train ``potential`` and write ``output/`` (model/, checkpoints/, metrics.jsonl, plots).
+
+    Resumes from ``output/checkpoints`` when it holds a checkpoint. ``max_steps`` stops early
+    (after that many optimiser steps in total), for tests and time-boxed runs.
+
+    Returns the best model by validation loss (EMA parameters), or the last one without a
+    validation set.
+    """
+    options = options or TrainingOptions()
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    dtype = DTYPES[potential.dtype]
+    mesh = device_mesh(options.devices)
+    stress = _has_stress(train_loader)
+    predict = make_predict(potential.energy_fn, stress)
+    optimizer = make_optimizer(options.optimizer, options.clip_norm, options.weight_decay)
+    train_step = make_train_step(predict, optimizer, options.ema_decay)
+    eval_step = make_eval_step(predict)
+
+    params = jax.tree_util.tree_map(jnp.asarray, potential.params)
+    ema = jax.tree_util.tree_map(jnp.copy, params)  # a distinct buffer: the state is donated
+    state = TrainState(jnp.asarray(0, jnp.int64), params, optimizer.init(params), ema)
+    meta: dict[str, Any] = {"epoch": 0, "group": 0, "best_valid_loss": math.inf, "plateau": None, "seed": seed}
+    checkpoints = Checkpoints(out / "checkpoints", keep=options.keep_checkpoints)
+    restored = checkpoints.restore(state)
+    if restored is not None:
+        state, meta = restored
+        state = TrainState(*[jax.tree_util.tree_map(jnp.asarray, x) for x in state])
+        print(f"jaxpot: resuming from step {int(state.step)} (epoch {meta['epoch']}, batch group {meta['group']})")
+    state = replicate(state, mesh)
+    plateau = Plateau(options.plateau_factor, options.plateau_patience, meta.get("plateau"))
+    history_file = out / "metrics.jsonl"
+    history: list[dict] = []
+    if restored and history_file.exists():
+        # epochs finished after the checkpoint are run again: drop their records
+        history = [h for h in map(json.loads, history_file.read_text().splitlines()) if h["epoch"] < meta["epoch"]]
+    history_file.write_text("".join(json.dumps(h) + "\n" for h in history))
+
+    groups_per_epoch = _num_groups(train_loader, 0, mesh.size)
+    total_steps = options.epochs * groups_per_epoch
+    progress = None
+    if options.progress:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=total_steps, initial=int(state.step), unit="step", dynamic_ncols=True)
+
+    stopped = "finished"
+    best = {"loss": meta["best_valid_loss"]}
+    lr = options.learning_rate
+
+    def save_checkpoint(epoch: int, group: int) -> None:
+        meta.update(epoch=epoch, group=group, plateau=plateau.state, best_valid_loss=best["loss"])
+        checkpoints.save(int(state.step), state, meta)
+
+    try:
+        for epoch in range(meta["epoch"], options.epochs):
+            t_epoch = time.perf_counter()
+            weights = _weights(options, epoch, dtype)
+            first = meta["group"] if epoch == meta["epoch"] else 0
+            losses = []
+            for gi, group in enumerate(_grouped(_epoch(train_loader, epoch, first * mesh.size), mesh.size), start=first):
+                step_index = int(state.step)
+                lr = learning_rate(step_index, total_steps, options.learning_rate, options.schedule,
+                                   options.warmup_steps, options.final_lr_fraction, plateau.state["scale"])
+                state = state._replace(opt_state=set_learning_rate(state.opt_state, lr))
+                state, loss, _ = train_step(state, stack_batches(group, mesh, dtype), weights)
+                loss = float(loss)
+                if not math.isfinite(loss):
+                    stopped = "nan"
+                    save_checkpoint(epoch, gi)
+                    print(f"jaxpot: the loss became {loss} at step {step_index} (epoch {epoch}); stopped and kept "
+                          f"the last good state in {checkpoints.directory}. Lower the learning rate or check the data.")
+                    break
+                losses.append(loss)
+                if progress is not None:
+                    progress.update(1)
+                    progress.set_postfix(epoch=epoch, loss=f"{loss:.3g}", lr=f"{lr:.2g}", refresh=False)
+                if int(state.step) % options.checkpoint_every == 0:
+                    save_checkpoint(epoch, gi + 1)
+                if max_steps is not None and int(state.step) >= max_steps:
+                    stopped = "max_steps"
+                    save_checkpoint(epoch, gi + 1)
+                    break
+            if stopped != "finished":
+                break
+            record: dict[str, Any] = {"epoch": epoch, "step": int(state.step), "lr": lr,
+                                      "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                                      "epoch_time_s": time.perf_counter() - t_epoch}
+            if valid_loader is not None and ((epoch + 1) % options.eval_every == 0 or epoch + 1 == options.epochs):
+                metrics = ErrorMetrics()
+                for group in _grouped(valid_loader.epoch(0), mesh.size):
+                    pred = eval_step(state.ema_params, stack_batches(group, mesh, dtype))
+                    for d, batch in enumerate(group):
+                        metrics.update(jax.tree_util.tree_map(lambda x: np.asarray(x[d]), pred), batch)
+                result = metrics.result()
+                valid_loss = _valid_loss(result, {k: float(v) for k, v in weights.items()})
+                record.update(valid=result, valid_loss=valid_loss)
+                if options.schedule == "plateau":
+                    plateau.update(valid_loss)
+                if valid_loss < best["loss"]:
+                    best["loss"] = valid_loss
+                    potential.replace(params=jax.tree_util.tree_map(np.asarray, state.ema_params)).save(out / "model")
+                    record["best"] = True
+                if progress is not None:
+                    e_mae = result.get("energy_per_atom_mae", float("nan")) * 1e3
+                    f_mae = result.get("forces_mae", float("nan")) * 1e3
+                    progress.write(f"epoch {epoch:4d}  loss {record['train_loss']:.4g}  valid: E {e_mae:.2f} meV/atom, "
+                                   f"F {f_mae:.1f} meV/Å{'  *best*' if record.get('best') else ''}")
+            history.append(record)
+            with history_file.open("a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            save_checkpoint(epoch + 1, 0)
+    finally:
+        if progress is not None:
+            progress.close()
+        checkpoints.close()
+
+    last = potential.replace(params=jax.tree_util.tree_map(np.asarray, state.ema_params))
+    last.save(out / "last_model")
+    if valid_loader is None or not (out / "model").exists():
+        last.save(out / "model")
+    if history:
+        from jaxpot.train.plots import plot_learning_curves
+
+        plot_learning_curves(history, out / "learning_curves.png")
+    from jaxpot.io import load
+
+    return TrainResult(load(out / "model").astype(potential.dtype), history, stopped, out)
