@@ -53,7 +53,7 @@ def plot_parity(reference: np.ndarray, predicted: np.ndarray, quantity: str, uni
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
     ax.set_xlabel(f"reference {quantity} ({unit})")
     ax.set_ylabel(f"predicted {quantity} ({unit})")
-    ax.set_title(f"{quantity}: MAE {mae:.3g}, RMSE {rmse:.3g} {unit}")
+    ax.set_title(f"{quantity}\nMAE {mae:.3g} {unit}, RMSE {rmse:.3g} {unit}", fontsize=10)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)
