@@ -93,6 +93,64 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _label(args) -> int:
+    """Sample structures with a reference method (or take them from a file) and label them."""
+    import ase.io
+    import numpy as np
+
+    from jaxpot import reference
+
+    if Path(args.structure).exists():
+        frames = ase.io.read(args.structure, index=":")
+        frames = frames if isinstance(frames, list) else [frames]
+        source = f"{args.structure} ({len(frames)} structure(s))"
+    else:
+        from ase.build import molecule
+
+        try:
+            frames = [molecule(args.structure)]
+        except KeyError:
+            raise ValueError(
+                f"{args.structure!r} is neither a file nor a molecule name known to ase.build.molecule "
+                "(e.g. H2O, CH4, CH3CH2OH)"
+            ) from None
+        source = f"ase.build.molecule({args.structure!r})"
+    if not frames:
+        raise ValueError(f"{args.structure} holds no structures")
+    options = {k: v for k, v in (("charge", args.charge), ("multiplicity", args.multiplicity)) if v is not None}
+    try:
+        calc = reference.calculator(args.method, **options)
+    except ImportError as err:
+        print(f"jaxpot: error: {err}", file=sys.stderr)
+        return 2
+    progress = not args.quiet
+    print(f"jaxpot label: {source}, method {args.method}, sampling {args.sample}", file=sys.stderr)
+    try:
+        if args.sample == "md":
+            frames = reference.sample_md(
+                frames[0], calc, args.temperature, args.frames, interval=args.interval, timestep=args.timestep,
+                seed=args.seed, friction=args.friction, equilibration=args.equilibration, progress=progress,
+            )
+        elif args.sample == "normal-modes":
+            frames = reference.sample_normal_modes(frames[0], calc, args.temperature, args.frames, seed=args.seed)
+        # Round positions to the digits written, so the labels belong exactly to the stored positions.
+        for atoms in frames:
+            atoms.positions = np.round(atoms.positions, args.digits)
+        frames = reference.label(frames, calc, progress=progress)
+    except RuntimeError as err:  # ase's CalculationFailed, or MD that blew up
+        print(f"jaxpot: error: {err}", file=sys.stderr)
+        return 1
+    out = reference.write_frames(args.out, frames, digits=args.digits)
+    energies = np.array([a.info["energy"] for a in frames])
+    max_force = max(float(np.abs(a.arrays["forces"]).max()) for a in frames)
+    print(json.dumps({
+        "out": str(out), "frames": len(frames), "bytes": out.stat().st_size, "energy_min": float(energies.min()),
+        "energy_max": float(energies.max()), "max_abs_force": max_force,
+        "labels": sorted(set(frames[0].info) & {"energy", "dipole"} | set(frames[0].arrays) & {"forces", "charges"}),
+    }))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="jaxpot", description="Machine-learned interatomic potentials in JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,6 +169,31 @@ def main(argv=None) -> int:
     p.add_argument("--index", default=":", help="ASE index of frames (default: all)")
     p.add_argument("--float64", action="store_true", help="evaluate in double precision")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("label", help="sample structures with a reference method (GFN2-xTB, PySCF) and label them")
+    p.add_argument("structure", help="any file ASE reads (sampling starts from its first structure), "
+                                     "or a molecule name known to ase.build.molecule (CH3CH2OH)")
+    p.add_argument("--method", default="gfn2-xtb",
+                   help="gfn2-xtb, gfn1-xtb, ipea1-xtb (tblite) or functional/basis (PySCF, e.g. b3lyp/def2-svp)")
+    p.add_argument("--sample", default="md", choices=["md", "normal-modes", "none"],
+                   help="md: Langevin MD; normal-modes: Boltzmann displacements along the normal modes; "
+                        "none: label the structures as given (default: %(default)s)")
+    p.add_argument("--temperature", type=float, default=500.0, help="K (default: %(default)s)")
+    p.add_argument("--frames", type=int, default=100, help="number of frames to sample (default: %(default)s)")
+    p.add_argument("--interval", type=int, default=10, help="MD steps between kept frames (default: %(default)s)")
+    p.add_argument("--timestep", type=float, default=0.5, help="MD time step in fs (default: %(default)s)")
+    p.add_argument("--friction", type=float, default=0.01, help="Langevin friction in 1/fs (default: %(default)s)")
+    p.add_argument("--equilibration", type=int, default=1000,
+                   help="MD steps before the first frame (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--charge", type=int, default=None,
+                   help="total charge (default: tblite: sum of the initial charges; PySCF: 0)")
+    p.add_argument("--multiplicity", type=int, default=None, help="spin multiplicity (default: lowest)")
+    p.add_argument("--digits", type=int, default=6,
+                   help="decimals for positions, forces, charges (default: %(default)s)")
+    p.add_argument("--out", default="frames.xyz", help="extended XYZ output (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_label)
 
     args = parser.parse_args(argv)
     try:
