@@ -61,9 +61,15 @@ class Plateau:
         return self.state["scale"]
 
 
-def ema_update(ema, params, decay: float):
-    """``ema <- decay * ema + (1 - decay) * params`` leaf by leaf."""
-    return jax.tree_util.tree_map(lambda e, p: decay * e + (1.0 - decay) * p.astype(e.dtype), ema, params)
+def ema_update(ema, params, decay: float, step=None):
+    """``ema <- d * ema + (1 - d) * params`` leaf by leaf.
+
+    With ``step`` (number of updates so far), ``d = min(decay, (1 + step) / (10 + step))``, the
+    warm-up of TensorFlow's and torch_ema's averages (MACE uses it): early averages do not
+    drag the random initialisation along.
+    """
+    d = decay if step is None else jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+    return jax.tree_util.tree_map(lambda e, p: (d * e + (1.0 - d) * p.astype(e.dtype)).astype(e.dtype), ema, params)
 
 
 def set_learning_rate(opt_state, lr: float):

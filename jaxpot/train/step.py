@@ -62,7 +62,7 @@ def make_train_step(predict: Callable, optimizer, ema_decay: float) -> Callable:
         (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = jax.tree_util.tree_map(lambda p, u: p + u.astype(p.dtype), state.params, updates)
-        new = TrainState(state.step + 1, params, opt_state, ema_update(state.ema_params, params, ema_decay))
+        new = TrainState(state.step + 1, params, opt_state, ema_update(state.ema_params, params, ema_decay, state.step))
         finite = jnp.isfinite(loss)
         new = jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, state)
         return new, loss, terms

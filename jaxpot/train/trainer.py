@@ -174,7 +174,7 @@ def train(
     train_step = make_train_step(predict, optimizer, options.ema_decay)
     eval_step = make_eval_step(predict)
 
-    params = jax.tree_util.tree_map(jnp.asarray, potential.params)
+    params = jax.tree_util.tree_map(jnp.array, potential.params)  # copies: the state is donated
     ema = jax.tree_util.tree_map(jnp.copy, params)  # a distinct buffer: the state is donated
     state = TrainState(jnp.asarray(0, jnp.int64), params, optimizer.init(params), ema)
     meta: dict[str, Any] = {"epoch": 0, "group": 0, "best_valid_loss": math.inf, "plateau": None, "seed": seed}
