@@ -74,16 +74,34 @@ def _example(args) -> int:
 
 
 def _evaluate(args) -> int:
-    import ase.io
+    """Errors against the file's labels (when it has them), else per-frame predictions."""
     import numpy as np
 
     import jaxpot
+    from jaxpot.data import read
 
     pot = jaxpot.load(args.model)
     if args.float64:
         pot = pot.astype("float64")
-    frames = ase.io.read(args.structures, index=args.index)
-    frames = frames if isinstance(frames, list) else [frames]
+    frames = read(args.structures, index=args.index)
+    labelled = any("energy" in a.info or "forces" in a.arrays for a in frames)
+    if labelled and not args.per_frame:
+        from jaxpot.data import GraphLoader
+        from jaxpot.train import evaluate
+
+        loader = GraphLoader(frames, pot.cutoff, pot.species, args.batch_size, shuffle=False)
+        metrics, errors = evaluate(pot, loader, keep_values=bool(args.plots))
+        print(json.dumps({"model": args.model, "data": args.structures, "n_structures": len(frames), **metrics}, indent=2))
+        if args.plots:
+            from jaxpot.train.plots import plot_parity
+
+            out = Path(args.plots)
+            out.mkdir(parents=True, exist_ok=True)
+            for key, label, unit in (("energy_per_atom", "energy per atom", "meV/atom"), ("forces", "force component", "meV/Å")):
+                ref, pred = errors.parity(key)
+                if ref.size:
+                    print(f"wrote {plot_parity(ref, pred, label, unit, out / f'parity_{key}.png', scale=1e3)}")
+        return 0
     for k, atoms in enumerate(frames):
         r = pot.calculate(atoms)
         row = {"frame": k, "n_atoms": len(atoms), "energy": r["energy"], "max_force": float(np.abs(r["forces"]).max())}
@@ -91,6 +109,55 @@ def _evaluate(args) -> int:
             row["stress"] = r["stress"].tolist()
         print(json.dumps(row))
     return 0
+
+
+def _train(args) -> int:
+    from jaxpot.train.config import load_config
+    from jaxpot.train.run import run
+
+    config = load_config(args.config)
+    if args.output:
+        config.output = args.output
+    if args.no_progress:
+        config.training.progress = False
+    summary = run(config)
+    print(json.dumps(summary, indent=2))
+    return 0 if summary["stopped"] != "nan" else 1
+
+
+def _quickstart(args) -> int:
+    """Train PaiNN on the bundled GFN2-xTB ethanol set, evaluate it, write model, metrics, plots."""
+    import time
+
+    from jaxpot.reference import bundled_path
+    from jaxpot.train.config import config_from_dict
+    from jaxpot.train.run import run
+
+    data = str(bundled_path("ethanol"))
+    config = config_from_dict({
+        "model": {"name": "painn", "cutoff": 5.0, "hparams": {"features": args.features, "num_interactions": 3}},
+        "data": {"train": data, "n_train": args.n_train, "n_valid": args.n_valid, "n_test": args.n_test,
+                 "batch_size": 10, "seed": 0},
+        "training": {"epochs": args.epochs, "learning_rate": 5e-3, "schedule": "cosine", "warmup_steps": 20,
+                     "weights": {"energy": 1.0, "forces": 100.0}, "swa_weights": {"energy": 1000.0, "forces": 100.0},
+                     "swa_start": 0.75, "checkpoint_every": 100, "progress": not args.no_progress},
+        "output": args.out,
+    })
+    print(f"jaxpot quickstart: PaiNN on {args.n_train} GFN2-xTB ethanol frames ({data}), {args.epochs} epochs")
+    t0 = time.perf_counter()
+    summary = run(config)
+    valid = summary.get("valid", {})
+    print(f"\ndone in {time.perf_counter() - t0:.0f} s. Validation ({args.n_valid} frames): "
+          f"energy MAE {valid.get('energy_per_atom_mae', float('nan')) * 1e3:.2f} meV/atom "
+          f"({valid.get('energy_mae', float('nan')) * 1e3:.1f} meV/molecule), "
+          f"force MAE {valid.get('forces_mae', float('nan')) * 1e3:.1f} meV/Å")
+    test = summary.get("test", {})
+    if test:
+        print(f"Test ({args.n_test} frames): energy MAE {test.get('energy_per_atom_mae', float('nan')) * 1e3:.2f} meV/atom, "
+              f"force MAE {test.get('forces_mae', float('nan')) * 1e3:.1f} meV/Å")
+    print(f"model: {summary['model']}   metrics: {Path(args.out) / 'metrics.jsonl'}   "
+          f"plots: {Path(args.out) / 'learning_curves.png'}, parity_*_valid.png")
+    return 0 if summary["stopped"] != "nan" else 1
 
 
 def _label(args) -> int:
@@ -168,7 +235,26 @@ def main(argv=None) -> int:
     p.add_argument("structures", help="any file ASE reads (extxyz, POSCAR, ...)")
     p.add_argument("--index", default=":", help="ASE index of frames (default: all)")
     p.add_argument("--float64", action="store_true", help="evaluate in double precision")
+    p.add_argument("--per-frame", action="store_true", help="print predictions per frame even if the file has labels")
+    p.add_argument("--batch-size", type=int, default=16, help="structures per batch (default: %(default)s)")
+    p.add_argument("--plots", default=None, help="folder for parity plots (with labelled data)")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("train", help="train a potential from a YAML config (see jaxpot/train/config.py)")
+    p.add_argument("config", help="YAML or JSON config file")
+    p.add_argument("--output", default=None, help="override the config's output folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("quickstart", help="train PaiNN on the bundled ethanol data, evaluate, write model and plots")
+    p.add_argument("--out", default="jaxpot_quickstart", help="output folder (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=60, help="(default: %(default)s)")
+    p.add_argument("--features", type=int, default=64, help="PaiNN feature width (default: %(default)s)")
+    p.add_argument("--n-train", type=int, default=500, help="training frames (default: %(default)s)")
+    p.add_argument("--n-valid", type=int, default=100, help="validation frames (default: %(default)s)")
+    p.add_argument("--n-test", type=int, default=400, help="held-out test frames (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_quickstart)
 
     p = sub.add_parser("label", help="sample structures with a reference method (GFN2-xTB, PySCF) and label them")
     p.add_argument("structure", help="any file ASE reads (sampling starts from its first structure), "

@@ -53,6 +53,7 @@ class DataConfig:
     valid_fraction: float = 0.05
     n_train: int | None = None
     n_valid: int | None = None
+    n_test: int | None = None  # held out from the train file (when data.test is not given)
     index: str = ":"
     keys: dict | None = None
     units: dict | None = None

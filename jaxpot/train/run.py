@@ -46,14 +46,17 @@ def run(config: Config, *, max_steps: int | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     d = config.data
     frames = read(d.train, index=d.index, keys=d.keys, units=d.units)
+    held_out: list = []
     if d.valid:
         train_set, valid_set = frames, read(d.valid, keys=d.keys, units=d.units)
     else:
         n_valid = d.n_valid if d.n_valid is not None else max(1, int(round(d.valid_fraction * len(frames))))
-        n_train = d.n_train if d.n_train is not None else len(frames) - n_valid
-        i_train, i_valid = split(len(frames), [n_train, n_valid], seed=d.seed)
+        n_test = d.n_test or 0
+        n_train = d.n_train if d.n_train is not None else len(frames) - n_valid - n_test
+        i_train, i_valid, i_test = split(len(frames), [n_train, n_valid, n_test], seed=d.seed)
         train_set, valid_set = [frames[i] for i in i_train], [frames[i] for i in i_valid]
-    test_set = read(d.test, keys=d.keys, units=d.units) if d.test else []
+        held_out = [frames[i] for i in i_test]
+    test_set = read(d.test, keys=d.keys, units=d.units) if d.test else (held_out if not d.valid else [])
     if config.model.species:
         from jaxpot.potential import _species_numbers
 
