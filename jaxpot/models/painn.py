@@ -14,7 +14,35 @@ import jraph
 
 from jaxpot.graph import edge_vectors
 from jaxpot.models.registry import register
-from jaxpot.nn import bessel_basis, cosine_cutoff, safe_norm, scatter_sum, smooth_norm
+from jaxpot.nn import bessel_basis, cosine_cutoff, safe_norm, smooth_norm
+from jaxpot.nn.dense import DenseParams
+from jaxpot.nn.edge_sum import edge_sum
+
+
+def painn_messages(nodes, edge_chunk, senders):
+    """PaiNN's per-edge messages for a chunk of edges (eqs. 7-8); pure, for ``edge_sum``.
+
+    Args:
+      nodes: ``(phi, v, filter_kernel)``: ``phi`` [N, 3F] = phi(s), ``v`` [N, 3, F], and the
+        filter weights [R + 1, 3F] with the bias as the last row.
+      edge_chunk: ``(radial, unit)``: ``radial`` [C, R + 1] = ``[rbf * f_cut, f_cut]`` and
+        ``unit`` [C, 3] = r_ij / |r_ij|.
+      senders: [C].
+
+    Returns:
+      ``(Δs [C, F], Δv [C, 3, F])``. ``W = (rbf @ K + b) * f_cut`` is computed as
+      ``[rbf * f_cut, f_cut] @ [K; b]``: one matmul, and its transpose gives the gradient of
+      the envelope too, so no separate [C, 3F] reduction is needed for it.
+    """
+    phi, v, kernel = nodes
+    radial, unit = edge_chunk
+    x = phi[senders] * jnp.dot(radial, kernel)  # [C, 3F]
+    ds, dvv, dvs = jnp.split(x, 3, axis=-1)
+    dv = v[senders] * dvv[:, None, :] + dvs[:, None, :] * unit[:, :, None]  # [C, 3, F]
+    return ds, dv
+
+
+EDGE_CHUNK = 512
 
 
 class PaiNNMessage(nn.Module):
@@ -23,20 +51,20 @@ class PaiNNMessage(nn.Module):
     ``Δs_i = sum_j phi_s(s_j) * W_s(r_ij)``;
     ``Δv_i = sum_j v_j * phi_vv(s_j) * W_vv(r_ij) + phi_vs(s_j) * W_vs(r_ij) * r_ij / |r_ij|``,
     with ``phi`` = Dense(F, silu) -> Dense(3F) and ``W`` = Dense(3F)(rbf) * f_cut.
-    Vector features are [N, 3, F] (Cartesian axis before channels).
+    Vector features are [N, 3, F] (Cartesian axis before channels). The sums over edges run
+    chunk by chunk (``jaxpot.nn.edge_sum``), so no [E, 3, F] tensor is ever materialised.
     """
 
     features: int
 
     @nn.compact
-    def __call__(self, s, v, filters, unit, senders, receivers):
+    def __call__(self, s, v, radial, unit, filter_kernel, senders, receivers):
         f = self.features
         phi = nn.Dense(3 * f, name="phi_1")(jax.nn.silu(nn.Dense(f, name="phi_0")(s)))
-        x = phi[senders] * filters  # [E, 3F]
-        ds, dvv, dvs = jnp.split(x, 3, axis=-1)
-        dv = v[senders] * dvv[:, None, :] + dvs[:, None, :] * unit[:, :, None]  # [E, 3, F]
-        n = s.shape[0]
-        return s + scatter_sum(ds, receivers, n), v + scatter_sum(dv, receivers, n)
+        ds, dv = edge_sum(
+            painn_messages, (phi, v, filter_kernel), (radial, unit), senders, receivers, s.shape[0], EDGE_CHUNK
+        )
+        return s + ds, v + dv
 
 
 class PaiNNUpdate(nn.Module):
@@ -103,13 +131,18 @@ class PaiNN(nn.Module):
         unit = vec / jnp.where(r > 0, r, 1.0)[:, None]
         rbf = bessel_basis(r, self.cutoff, self.num_rbf) * jnp.sqrt(self.cutoff / 2.0).astype(r.dtype)
         envelope = cosine_cutoff(r, self.cutoff)
-        filters = nn.Dense(self.num_interactions * 3 * f, name="filters")(rbf) * envelope[:, None]
-        filters = jnp.split(filters, self.num_interactions, axis=-1)
+        kernel, bias = DenseParams(self.num_interactions * 3 * f, name="filters")(self.num_rbf)
+        dtype = jnp.promote_types(r.dtype, kernel.dtype)  # as nn.Dense
+        radial = jnp.concatenate([rbf * envelope[:, None], envelope[:, None]], axis=-1).astype(dtype)  # [E, R+1]
+        filter_kernel = jnp.concatenate([kernel, bias[None]], axis=0).astype(dtype)  # [R + 1, T * 3F]
+        filter_kernels = jnp.split(filter_kernel, self.num_interactions, axis=-1)
 
         s = nn.Embed(self.num_species, f, name="embedding")(graph.nodes["species"]).astype(positions.dtype)
         v = jnp.zeros((s.shape[0], 3, f), dtype=positions.dtype)
         for t in range(self.num_interactions):
-            s, v = PaiNNMessage(f, name=f"message_{t}")(s, v, filters[t], unit, graph.senders, graph.receivers)
+            s, v = PaiNNMessage(f, name=f"message_{t}")(
+                s, v, radial, unit, filter_kernels[t], graph.senders, graph.receivers
+            )
             s, v = PaiNNUpdate(f, name=f"update_{t}")(s, v)
         vectors = jnp.swapaxes(v, 1, 2).reshape(s.shape[0], 3 * f)  # [N, F, 3] -> [N, 3F]
         return e3nn.IrrepsArray(f"{f}x0e + {f}x1o", jnp.concatenate([s, vectors], axis=-1))

@@ -1,0 +1,116 @@
+"""Messages summed over edges, a chunk of edges at a time, without per-edge tensors in memory.
+
+``edge_sum(message_fn, nodes, edges, senders, receivers, num_nodes)`` computes
+
+    out[i] = sum_{e : receivers[e] = i} message_fn(nodes, edges[e], senders[e])
+
+the aggregation of every message-passing model. Written directly (gather, multiply,
+``segment_sum``), XLA materialises every per-edge tensor of the message and of its gradient:
+PaiNN's vector messages are [E, 3, F], 1.5 kB per edge and per tensor in float32, and the
+forward pass keeps several of them alive for the backward pass (31 kB per edge in all for
+PaiNN, 446 MB for 512 Si atoms). On XLA:CPU that memory is a fresh allocation every call, and
+first-touch page faults on it cost more than the arithmetic (measured: 436 MB of page faults
+per PaiNN energy+forces call on si512, about half its time).
+
+Here the edges are cut into ``num_chunks`` chunks of ``chunk`` edges and a ``lax.scan`` adds
+each chunk's messages into the node sums (scatter-add on the receivers). The scan body is
+wrapped in ``jax.checkpoint``, so the backward pass recomputes a chunk's messages instead of
+storing them: per-edge temporaries exist for one chunk at a time and stay in cache; only the
+node arrays and the (small) per-edge inputs are kept. The recomputation costs a second
+forward pass of the edge part (about 15 % of an energy+forces call).
+
+It is plain JAX (scan, checkpoint, gather, scatter-add), so every transform works: ``grad``,
+``jvp``, ``vmap``, ``jax.hessian`` (forward-over-reverse), ``jax.linearize``; no custom
+derivative rules are involved and derivatives of any order are exact.
+
+Padding: when ``E`` is not a multiple of the chunk, the last chunk is filled with dummy edges
+(all inputs zero, so the message function sees finite values) whose messages get weight 0.
+As with ``jax.ops.segment_sum``, messages to receivers outside ``[0, num_nodes)`` are
+dropped (weight 0, index clamped), so graphs padded the jax-md way (index ``N`` for unused
+slots) work too. Weighting instead of ``mode="drop"`` matters for speed: the transpose of a
+dropping scatter is a filling gather, an extra select pass over every gathered [C, ...]
+cotangent.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+MessageFn = Callable[[Any, Any, jnp.ndarray], Any]
+
+# Edges per chunk. Per-edge temporaries of one chunk (PaiNN: ~20 arrays of [C, 3F]) should
+# stay in L2/L3; 512 was fastest on the 2-core development CPU for PaiNN (F = 128) in
+# float32 and float64 (256 and 1024 were 5-20 % slower at 512 Si atoms).
+DEFAULT_CHUNK = 512
+
+
+def chunk_layout(num_edges: int, chunk: int = DEFAULT_CHUNK) -> tuple[int, int, int]:
+    """``(num_chunks, chunk_size, num_pad)`` splitting ``num_edges`` into near-equal chunks.
+
+    The chunk size is ``ceil(E / ceil(E / chunk))`` so that padding is at most one edge
+    per chunk; jaxpot's bucketed edge counts (``c * 2**k``) usually need none.
+    """
+    num_chunks = max(1, -(-int(num_edges) // int(chunk)))
+    size = max(1, -(-int(num_edges) // num_chunks))
+    return num_chunks, size, num_chunks * size - int(num_edges)
+
+
+def edge_sum(
+    message_fn: MessageFn,
+    nodes: Any,
+    edges: Any,
+    senders: jnp.ndarray,
+    receivers: jnp.ndarray,
+    num_nodes: int,
+    chunk: int = DEFAULT_CHUNK,
+) -> Any:
+    """Sum of per-edge messages into their receivers, chunk by chunk (see module docstring).
+
+    Args:
+      message_fn: ``(nodes, edge_chunk, senders_chunk) -> messages``; ``edge_chunk`` is
+        ``edges`` with every leaf cut to [C, ...] rows, ``senders_chunk`` is [C] int; returns
+        a pytree of [C, ...] arrays. It must act row-wise (message ``e`` depends only on row
+        ``e`` of the chunk and on ``nodes``); it is called under ``lax.scan`` and
+        ``jax.checkpoint``, typically gathering ``nodes`` leaves at ``senders_chunk``.
+      nodes: pytree of node arrays [N, ...] (closed over; differentiable).
+      edges: pytree of per-edge arrays [E, ...] (differentiable).
+      senders, receivers: [E] int.
+      num_nodes: N, the number of rows of the output.
+      chunk: target edges per chunk.
+
+    Returns:
+      pytree like ``message_fn``'s output with leading dimension ``num_nodes``.
+    """
+    num_edges = senders.shape[0]
+    num_chunks, size, pad = chunk_layout(num_edges, chunk)
+    # Out-of-range receivers (padding added here, or jax-md's index N) get a zero weight and a
+    # clamped index, so the scatter and its transpose (a gather) need no bounds handling.
+    valid = (receivers >= 0) & (receivers < num_nodes)
+    receivers = jnp.clip(receivers, 0, num_nodes - 1)
+
+    def split(a: jnp.ndarray) -> jnp.ndarray:
+        if pad:
+            a = jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)])
+        return a.reshape((num_chunks, size) + a.shape[1:])
+
+    xs = jax.tree_util.tree_map(split, (edges, senders, receivers, valid))
+    first = jax.tree_util.tree_map(lambda a: a[0], xs)
+    shapes = jax.eval_shape(message_fn, nodes, first[0], first[1])
+    zeros = jax.tree_util.tree_map(lambda s: jnp.zeros((num_nodes,) + s.shape[1:], s.dtype), shapes)
+
+    def step(acc, chunk_inputs):
+        edge_chunk, snd, rcv, ok = chunk_inputs
+        messages = message_fn(nodes, edge_chunk, snd)
+
+        def add(a, m):
+            weight = ok.astype(m.dtype).reshape((-1,) + (1,) * (m.ndim - 1))
+            return a.at[rcv].add(m * weight, mode="promise_in_bounds")
+
+        return jax.tree_util.tree_map(add, acc, messages), None
+
+    if num_chunks == 1:  # one chunk: no loop, and the residuals are one chunk's anyway
+        return step(zeros, first)[0]
+    return jax.lax.scan(jax.checkpoint(step), zeros, xs)[0]
