@@ -133,33 +133,29 @@ def batch(graphs: Sequence[jraph.GraphsTuple]) -> jraph.GraphsTuple:
     if not graphs:
         raise ValueError("batch() needs at least one graph")
     offsets = np.cumsum([0] + [int(np.sum(g.n_node)) for g in graphs[:-1]])
+    weights: dict[str, np.ndarray] = {}
 
-    def gather(field: str) -> dict[str, np.ndarray]:
-        keys = {k for g in graphs for k in getattr(g, field)}
+    def rows(g: jraph.GraphsTuple, field: str) -> int:
+        return int({"nodes": np.sum(g.n_node), "edges": np.sum(g.n_edge), "globals": len(g.n_node)}[field])
+
+    def concat(field: str) -> dict[str, np.ndarray]:
         out = {}
-        for key in sorted(keys):
-            parts, weights = [], []
+        for key in sorted({k for g in graphs for k in getattr(g, field)}):
+            template = next(np.asarray(getattr(g, field)[key]) for g in graphs if key in getattr(g, field))
+            parts, has = [], []
             for g in graphs:
-                d = getattr(g, field)
-                size = {"nodes": np.sum(g.n_node), "edges": np.sum(g.n_edge), "globals": len(g.n_node)}[field]
-                if key in d:
-                    parts.append(np.asarray(d[key]))
-                    weights.append(np.asarray(g.globals.get(f"weight_{key}", np.ones(len(g.n_node)))))
-                else:
-                    template = next(np.asarray(h_field[key]) for h_field in (getattr(h, field) for h in graphs) if key in h_field)
-                    parts.append(np.zeros((int(size),) + template.shape[1:], template.dtype))
-                    weights.append(np.zeros(len(g.n_node)))
+                present = key in getattr(g, field)
+                parts.append(np.asarray(getattr(g, field)[key]) if present
+                             else np.zeros((rows(g, field),) + template.shape[1:], template.dtype))
+                has.append(np.asarray(g.globals.get(f"weight_{key}", np.ones(len(g.n_node)))) if present
+                           else np.zeros(len(g.n_node)))
             out[key] = np.concatenate(parts, axis=0)
             if key in LABEL_KEYS:
-                out[f"__weight_{key}"] = np.concatenate(weights)
+                weights[f"weight_{key}"] = np.concatenate(has)
         return out
 
-    nodes = gather("nodes")
-    edges = gather("edges")
-    globals_ = gather("globals")
-    for d in (nodes, edges, globals_):
-        for key in [k for k in d if k.startswith("__weight_")]:
-            globals_[key[2:]] = d.pop(key)
+    nodes, edges, globals_ = concat("nodes"), concat("edges"), concat("globals")
+    globals_.update(weights)
     return jraph.GraphsTuple(
         nodes=nodes,
         edges=edges,
