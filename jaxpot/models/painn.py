@@ -18,13 +18,20 @@ from jaxpot.nn import bessel_basis, cosine_cutoff, safe_norm, smooth_norm
 from jaxpot.nn.dense import DenseParams
 from jaxpot.nn.edge_sum import edge_sum
 
+# Edges per chunk in the message sums (``jaxpot.nn.edge_sum``), by float size in bytes.
+# Measured on the 2-core development CPU (F = 128, si64..si512): 384-768 are equally fast in
+# float32; in float64, 384 beats 256 and 512, and keeps si216's whole temporary buffer under
+# glibc's 32 MiB mmap threshold (above it the buffer is page-faulted afresh every call).
+EDGE_CHUNK = {4: 512, 8: 384}
+
 
 def painn_messages(nodes, edge_chunk, senders):
     """PaiNN's per-edge messages for a chunk of edges (eqs. 7-8); pure, for ``edge_sum``.
 
     Args:
-      nodes: ``(phi, v, filter_kernel)``: ``phi`` [N, 3F] = phi(s), ``v`` [N, 3, F], and the
-        filter weights [R + 1, 3F] with the bias as the last row.
+      nodes: ``(phi, v, filter_kernel)``: ``phi`` [N, 3F] = phi(s), ``v`` [N, 3, F] (``None``
+        in the first block, where the vectors are still zero: that term is skipped), and
+        the filter weights [R + 1, 3F] with the bias as the last row.
       edge_chunk: ``(radial, unit)``: ``radial`` [C, R + 1] = ``[rbf * f_cut, f_cut]`` and
         ``unit`` [C, 3] = r_ij / |r_ij|.
       senders: [C].
@@ -38,11 +45,10 @@ def painn_messages(nodes, edge_chunk, senders):
     radial, unit = edge_chunk
     x = phi[senders] * jnp.dot(radial, kernel)  # [C, 3F]
     ds, dvv, dvs = jnp.split(x, 3, axis=-1)
-    dv = v[senders] * dvv[:, None, :] + dvs[:, None, :] * unit[:, :, None]  # [C, 3, F]
+    dv = dvs[:, None, :] * unit[:, :, None]  # [C, 3, F]
+    if v is not None:
+        dv = dv + v[senders] * dvv[:, None, :]
     return ds, dv
-
-
-EDGE_CHUNK = 512
 
 
 class PaiNNMessage(nn.Module):
@@ -59,12 +65,13 @@ class PaiNNMessage(nn.Module):
 
     @nn.compact
     def __call__(self, s, v, radial, unit, filter_kernel, senders, receivers):
+        """``v=None`` stands for zero vectors (the first block) and skips their term."""
         f = self.features
         phi = nn.Dense(3 * f, name="phi_1")(jax.nn.silu(nn.Dense(f, name="phi_0")(s)))
-        ds, dv = edge_sum(
-            painn_messages, (phi, v, filter_kernel), (radial, unit), senders, receivers, s.shape[0], EDGE_CHUNK
-        )
-        return s + ds, v + dv
+        chunk = EDGE_CHUNK.get(radial.dtype.itemsize, 512)
+        nodes, edges = (phi, v, filter_kernel), (radial, unit)
+        ds, dv = edge_sum(painn_messages, nodes, edges, senders, receivers, s.shape[0], chunk)
+        return s + ds, dv if v is None else v + dv
 
 
 class PaiNNUpdate(nn.Module):
@@ -138,11 +145,13 @@ class PaiNN(nn.Module):
         filter_kernels = jnp.split(filter_kernel, self.num_interactions, axis=-1)
 
         s = nn.Embed(self.num_species, f, name="embedding")(graph.nodes["species"]).astype(positions.dtype)
-        v = jnp.zeros((s.shape[0], 3, f), dtype=positions.dtype)
+        v = None  # zero vectors (Sec. 4), known at trace time
         for t in range(self.num_interactions):
             s, v = PaiNNMessage(f, name=f"message_{t}")(
                 s, v, radial, unit, filter_kernels[t], graph.senders, graph.receivers
             )
             s, v = PaiNNUpdate(f, name=f"update_{t}")(s, v)
+        if v is None:  # num_interactions == 0
+            v = jnp.zeros((s.shape[0], 3, f), dtype=s.dtype)
         vectors = jnp.swapaxes(v, 1, 2).reshape(s.shape[0], 3 * f)  # [N, F, 3] -> [N, 3F]
         return e3nn.IrrepsArray(f"{f}x0e + {f}x1o", jnp.concatenate([s, vectors], axis=-1))

@@ -28,8 +28,9 @@ class DenseParams(nn.Module):
     @nn.compact
     def __call__(self, in_features: int):
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (in_features, self.features), jnp.float32)
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32) if self.use_bias else None
-        return kernel, bias
+        if not self.use_bias:
+            return kernel, None
+        return kernel, self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
 
 
 def dense(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray | None = None) -> jnp.ndarray:

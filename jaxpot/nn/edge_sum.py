@@ -41,9 +41,9 @@ import jax.numpy as jnp
 
 MessageFn = Callable[[Any, Any, jnp.ndarray], Any]
 
-# Edges per chunk. Per-edge temporaries of one chunk (PaiNN: ~20 arrays of [C, 3F]) should
-# stay in L2/L3; 512 was fastest on the 2-core development CPU for PaiNN (F = 128) in
-# float32 and float64 (256 and 1024 were 5-20 % slower at 512 Si atoms).
+# Default edges per chunk; models set their own (``painn.EDGE_CHUNK``, ``schnet.EDGE_CHUNK``).
+# A chunk's per-edge temporaries (PaiNN: ~10 live arrays of [C, 3F]) should stay in cache,
+# and the chunk count low (each scan step costs a few microseconds of dispatch).
 DEFAULT_CHUNK = 512
 
 
