@@ -11,7 +11,8 @@ jax.config.update("jax_enable_x64", True)
 __version__ = "0.1.0"
 
 from jaxpot import graph, models, nn  # noqa: E402
+from jaxpot.calculator import Calculator  # noqa: E402
 from jaxpot.io import load, save  # noqa: E402
 from jaxpot.potential import Potential  # noqa: E402
 
-__all__ = ["Potential", "graph", "load", "models", "nn", "save", "__version__"]
+__all__ = ["Calculator", "Potential", "graph", "load", "models", "nn", "save", "__version__"]

@@ -218,6 +218,74 @@ def _label(args) -> int:
     return 0
 
 
+def _read_structure(spec: str, index: str):
+    """A file ASE reads (frame ``index``) or a molecule name known to ``ase.build.molecule``."""
+    import ase.io
+
+    if Path(spec).exists():
+        return ase.io.read(spec, index=index)
+    from ase.build import molecule
+
+    try:
+        return molecule(spec)
+    except KeyError:
+        raise ValueError(
+            f"{spec!r} is neither a file nor a molecule name known to ase.build.molecule (e.g. H2O, CH3CH2OH)"
+        ) from None
+
+
+def _md(args) -> int:
+    """Molecular dynamics (or a FIRE relaxation) with jax-md, writing an extended XYZ trajectory."""
+    import numpy as np
+
+    import jaxpot
+    from jaxpot.md import simulate
+
+    pot = jaxpot.load(args.model)
+    if args.float64:
+        pot = pot.astype("float64")
+    atoms = _read_structure(args.structure, args.index)
+    ensemble = {"nvt": "nvt_langevin", "langevin": "nvt_langevin", "nose_hoover": "nvt_nose_hoover"}.get(
+        args.ensemble, args.ensemble
+    )
+    t0 = time.perf_counter()
+    frames = simulate(
+        pot, atoms, ensemble, temperature=args.temperature, timestep=args.timestep, steps=args.steps,
+        write_every=args.write_every, out=args.out, seed=args.seed, friction=args.friction, pressure=args.pressure,
+        fmax=args.fmax, progress=not args.no_progress,
+    )
+    seconds = time.perf_counter() - t0
+    total = np.array([f.info["total_energy"] for f in frames])
+    summary = {
+        "out": args.out, "ensemble": ensemble, "atoms": len(atoms), "steps": int(frames[-1].info["step"]),
+        "frames": len(frames), "seconds": round(seconds, 2),
+        "final_temperature": frames[-1].info["temperature"], "final_energy": frames[-1].get_potential_energy(),
+        "total_energy_drift": float(total[-1] - total[0]),
+    }
+    if ensemble == "npt":
+        summary["final_volume"] = frames[-1].info["volume"]
+    if ensemble == "fire":
+        summary["max_force"] = float(np.abs(frames[-1].get_forces()).max())
+    print(json.dumps(summary))
+    return 0
+
+
+def _export(args) -> int:
+    """Serialize a model's energy/forces/stress function as StableHLO (jax.export)."""
+    import jaxpot
+    from jaxpot.export import export
+
+    pot = jaxpot.load(args.model)
+    if args.float64:
+        pot = pot.astype("float64")
+    platforms = [p for p in args.platforms.split(",") if p] if args.platforms else None
+    out = export(pot, args.out, max_edges=args.max_edges, platforms=platforms)
+    meta = json.loads((out / "exported.json").read_text())
+    print(json.dumps({"out": str(out), "symbolic": meta["symbolic"], "artifacts": len(meta["artifacts"]),
+                      "edge_capacities": [a["n_edge"] for a in meta["artifacts"]], "platforms": meta["platforms"]}))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="jaxpot", description="Machine-learned interatomic potentials in JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -280,6 +348,35 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="frames.xyz", help="extended XYZ output (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_label)
+
+    p = sub.add_parser("md", help="molecular dynamics or FIRE relaxation with jax-md, writing extended XYZ")
+    p.add_argument("model", help="a saved model directory")
+    p.add_argument("structure", help="any file ASE reads, or a molecule name known to ase.build.molecule")
+    p.add_argument("--index", default="-1", help="ASE index of the starting frame in the file (default: last)")
+    p.add_argument("--ensemble", default="nvt",
+                   choices=["nve", "nvt", "nvt_langevin", "nvt_nose_hoover", "npt", "fire"],
+                   help="nvt is Langevin (default: %(default)s)")
+    p.add_argument("--temperature", type=float, default=300.0, help="K (default: %(default)s)")
+    p.add_argument("--timestep", type=float, default=0.5, help="fs (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=1000, help="(default: %(default)s)")
+    p.add_argument("--write-every", type=int, default=10, help="steps between frames (default: %(default)s)")
+    p.add_argument("--friction", type=float, default=0.01, help="Langevin friction in 1/fs (default: %(default)s)")
+    p.add_argument("--pressure", type=float, default=0.0, help="NPT pressure in GPa (default: %(default)s)")
+    p.add_argument("--fmax", type=float, default=0.05, help="FIRE force threshold in eV/Å (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    p.add_argument("--float64", action="store_true", help="simulate in double precision")
+    p.add_argument("--out", default="traj.xyz", help="extended XYZ trajectory (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_md)
+
+    p = sub.add_parser("export", help="serialize a model's energy/forces/stress as StableHLO (jax.export)")
+    p.add_argument("model", help="a saved model directory")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--max-edges", type=int, default=65536,
+                   help="largest edge capacity when edges cannot be symbolic (default: %(default)s)")
+    p.add_argument("--platforms", default="cpu,cuda", help="lowering platforms, comma separated (default: %(default)s)")
+    p.add_argument("--float64", action="store_true", help="export in double precision")
+    p.set_defaults(func=_export)
 
     args = parser.parse_args(argv)
     try:
