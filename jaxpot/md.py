@@ -547,9 +547,14 @@ def simulate(
         raise ValueError("NPT needs a periodic cell (pbc all True)")
     displacement, shift = system.space()
     box0 = None if system.box is None else jnp.asarray(system.box)
+    npt_margin = 0.25  # NPT: room for the cell to shrink by a quarter before the lists need rebuilding
+    multi_image = None
+    if ensemble == "npt":
+        multi_image = needs_images(system.box, (potential.cutoff + dr_threshold) * (1.0 + npt_margin))
     neighbor_fn, energy = energy_fn(
         potential, displacement, box0, atoms.numbers, dr_threshold=dr_threshold,
-        capacity_multiplier=capacity_multiplier, fractional_coordinates=system.periodic,
+        capacity_multiplier=capacity_multiplier, fractional_coordinates=system.periodic, multi_image=multi_image,
+        image_margin=npt_margin if ensemble == "npt" else 0.1,
     )
     dt = timestep * units.fs
     kT = units.kB * temperature
@@ -620,19 +625,38 @@ def simulate(
         obs["energy"] = e_pot
         return obs
 
-    def chunk(state, nbrs, n, refresh):
+    list_cutoff = float(potential.cutoff) + float(dr_threshold)
+
+    def update_list(state, nbrs, ref_scale):
+        """``nbrs.update`` inside the loop; under NPT also rebuilt once the box has changed size
+        by more than a quarter of the skin at the list cutoff (jax-md only watches atoms)."""
+        if ensemble != "npt":
+            return nbrs.update(state.position), ref_scale
+        box = jmd.npt_box(state)
+        scale = jnp.cbrt(jnp.abs(jnp.linalg.det(box)))
+        before = nbrs.reference_position
+        if dr_threshold > 0:
+            stale = jnp.abs(scale / ref_scale - 1.0) * list_cutoff > 0.25 * dr_threshold
+            # Half a cell away in fractional coordinates: the update's motion test rebuilds.
+            before = jnp.where(stale, before + 0.5, before)
+            nbrs = jmd_dataclasses.replace(nbrs, reference_position=before)
+        nbrs = nbrs.update(state.position, box=box)
+        rebuilt = jnp.any(nbrs.reference_position != before)
+        return nbrs, jnp.where(rebuilt, scale, ref_scale)
+
+    def chunk(state, nbrs, ref_scale, n, refresh):
         state = jax.lax.cond(
             refresh, lambda st: st.set(force=force_fn(st.position, neighbor=nbrs, **box_kw(st))), lambda st: st, state
         )
 
         def body(_, carry):
-            state, nbrs = carry
-            nbrs = nbrs.update(state.position, **box_kw(state))
+            state, nbrs, ref_scale = carry
+            nbrs, ref_scale = update_list(state, nbrs, ref_scale)
             state = apply(state, neighbor=nbrs)
-            return state, nbrs
+            return state, nbrs, ref_scale
 
-        state, nbrs = jax.lax.fori_loop(0, n, body, (state, nbrs))
-        return state, nbrs, observe(state, nbrs)
+        state, nbrs, ref_scale = jax.lax.fori_loop(0, n, body, (state, nbrs, ref_scale))
+        return state, nbrs, ref_scale, observe(state, nbrs)
 
     # The number of steps is traced (a while loop), so one compilation serves every chunk,
     # the shorter last one and the initial frame (0 steps) included.
@@ -680,14 +704,15 @@ def simulate(
             handle.flush()
 
     try:
-        state, nbrs, obs = run_chunk(state, nbrs, jnp.int32(0), True)
+        ref_scale = jnp.cbrt(jnp.abs(jnp.linalg.det(box0))) if ensemble == "npt" else jnp.ones(())
+        state, nbrs, ref_scale, obs = run_chunk(state, nbrs, ref_scale, jnp.int32(0), True)
         record(obs, 0)
         done = 0
         bar = tqdm(total=steps, disable=not progress, desc=f"jaxpot md {ensemble}", unit="step")
         while done < steps:
             n = min(write_every, steps - done)
             for _attempt in range(8):
-                new_state, new_nbrs, obs = run_chunk(state, nbrs, jnp.int32(n), False)
+                new_state, new_nbrs, new_scale, obs = run_chunk(state, nbrs, ref_scale, jnp.int32(n), False)
                 if new_nbrs.cell_size_too_small:
                     raise RuntimeError(
                         "the cell shrank below what the neighbour list's image set covers; "
@@ -698,6 +723,8 @@ def simulate(
                 # Reallocate from the chunk's starting positions (with more room at every
                 # retry), then re-run the chunk.
                 nbrs = neighbor_fn.allocate(state.position, extra_capacity=2**_attempt, **box_kw(state))
+                if ensemble == "npt":
+                    ref_scale = jnp.cbrt(jnp.abs(jnp.linalg.det(jmd.npt_box(state))))
                 reallocations += 1
             else:
                 raise RuntimeError("the neighbour list kept overflowing; is the system exploding?")
@@ -708,7 +735,7 @@ def simulate(
                         f"the cell shrank to plane spacing {h:.2f} Å, below twice the cutoff; the minimum-image "
                         "neighbour list no longer holds: restart from the last frame (it then uses all images)"
                     )
-            state, nbrs = new_state, new_nbrs
+            state, nbrs, ref_scale = new_state, new_nbrs, new_scale
             done += n
             bar.update(n)
             record(obs, done)
