@@ -309,8 +309,14 @@ def energy_fn(
       ``npt_nose_hoover`` and ``quantity.pressure`` / ``quantity.stress`` pass them.
 
     Raises:
-      ValueError: an element the potential does not know, or a neighbour list without box
-        in a periodic space that needs images.
+      ValueError: an element the potential does not know, or ``multi_image=True`` without a
+        periodic box.
+
+    Free space uses jax-md's all-pairs candidates (O(N^2) memory at allocation and rebuilds),
+    fine for molecules up to a few thousand atoms. Every listed slot, padding included, goes
+    through the model, so the cost per step is that of ``capacity`` edges:
+    ``capacity_multiplier`` and the skin (``dr_threshold``) trade rebuilds and reallocations
+    against edges computed.
     """
     numbers = _atomic_numbers(species)
     species_idx = jnp.asarray(graph_lib.species_indices(numbers, potential.species, "the species"), jnp.int32)
