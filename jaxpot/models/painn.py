@@ -6,6 +6,8 @@ properties and molecular spectra", ICML 2021 (arXiv:2102.03150).
 
 from __future__ import annotations
 
+import functools
+
 import e3nn_jax as e3nn
 import flax.linen as nn
 import jax
@@ -14,15 +16,58 @@ import jraph
 
 from jaxpot.graph import edge_vectors
 from jaxpot.models.registry import register
-from jaxpot.nn import bessel_basis, cosine_cutoff, safe_norm, smooth_norm
+from jaxpot.nn import safe_norm, smooth_norm
 from jaxpot.nn.dense import DenseParams
 from jaxpot.nn.edge_sum import edge_sum
 
-# Edges per chunk in the message sums (``jaxpot.nn.edge_sum``), by float size in bytes.
-# Measured on the 2-core development CPU (F = 128, si64..si512): 384-768 are equally fast in
-# float32; in float64, 384 beats 256 and 512, and keeps si216's whole temporary buffer under
-# glibc's 32 MiB mmap threshold (above it the buffer is page-faulted afresh every call).
-EDGE_CHUNK = {4: 512, 8: 384}
+# Edges per chunk in the message sums (``jaxpot.nn.edge_sum``). Measured on the 2-core
+# development CPU (F = 128, si64..si512): 384-768 are equally fast in float32 and float64;
+# 256 is slower (more scan steps), and larger chunks grow the temporary buffer (XLA:CPU
+# allocates it afresh every call; above glibc's 32 MiB mmap threshold it is page-faulted
+# every call, which costs ~0.5 ms/MB on the development VM).
+EDGE_CHUNK = 512
+
+
+def _radial_parts(r, cutoff, num_rbf):
+    """Shared pieces of ``radial_features`` and its JVP (same expressions as
+    ``nn.bessel_basis(r) * sqrt(cutoff / 2)`` and ``nn.cosine_cutoff``)."""
+    k = jnp.arange(1, num_rbf + 1, dtype=r.dtype)
+    nonzero = (r > 0)[:, None]
+    safe_r = jnp.where(nonzero, r[:, None], 1.0)
+    kx = k * jnp.pi * safe_r / cutoff  # [E, R]
+    sin_kx = jnp.sin(kx)
+    scale = (jnp.sqrt(2.0 / cutoff) * jnp.sqrt(cutoff / 2.0)).astype(r.dtype)
+    rbf = jnp.where(nonzero, sin_kx / safe_r, k * jnp.pi / cutoff) * scale
+    inside = r < cutoff
+    x = jnp.pi * r / cutoff
+    envelope = jnp.where(inside, 0.5 * (jnp.cos(x) + 1.0), 0.0).astype(r.dtype)
+    return k, nonzero, safe_r, kx, sin_kx, scale, rbf, inside, x, envelope
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def radial_features(r, cutoff: float, num_rbf: int):
+    """[E] distances -> [E, R + 1] ``[rbf * f_cut, f_cut]``: Bessel basis ``sin(n pi r / r_c) / r``
+    (n = 1..R, limit ``n pi / r_c`` at r = 0) times the cosine cutoff, and the cutoff itself.
+
+    The values are those of ``nn.bessel_basis`` and ``nn.cosine_cutoff``. The derivative is
+    written by hand (``custom_jvp``): autodiff of the basis keeps about six [E, R] arrays
+    alive for the backward pass (sines, cosines, masks, quotients), this keeps one,
+    ``d features / dr``, and is itself differentiable, so Hessians stay exact.
+    """
+    *_, rbf, _, _, envelope = _radial_parts(r, cutoff, num_rbf)
+    return jnp.concatenate([rbf * envelope[:, None], envelope[:, None]], axis=-1)
+
+
+@radial_features.defjvp
+def _radial_features_jvp(cutoff, num_rbf, primals, tangents):
+    (r,), (dr,) = primals, tangents
+    k, nonzero, safe_r, kx, sin_kx, scale, rbf, inside, x, envelope = _radial_parts(r, cutoff, num_rbf)
+    # d/dr sin(k r) / r = (k cos(k r) - sin(k r) / r) / r; 0 in the r -> 0 limit.
+    d_rbf = jnp.where(nonzero, (k * jnp.pi / cutoff * jnp.cos(kx) - sin_kx / safe_r) / safe_r, 0.0) * scale
+    d_env = jnp.where(inside, -0.5 * jnp.pi / cutoff * jnp.sin(x), 0.0).astype(r.dtype)
+    features = jnp.concatenate([rbf * envelope[:, None], envelope[:, None]], axis=-1)
+    d_features = jnp.concatenate([d_rbf * envelope[:, None] + rbf * d_env[:, None], d_env[:, None]], axis=-1)
+    return features, d_features * dr[:, None]
 
 
 def painn_messages(nodes, edge_chunk, senders):
@@ -68,9 +113,8 @@ class PaiNNMessage(nn.Module):
         """``v=None`` stands for zero vectors (the first block) and skips their term."""
         f = self.features
         phi = nn.Dense(3 * f, name="phi_1")(jax.nn.silu(nn.Dense(f, name="phi_0")(s)))
-        chunk = EDGE_CHUNK.get(radial.dtype.itemsize, 512)
         nodes, edges = (phi, v, filter_kernel), (radial, unit)
-        ds, dv = edge_sum(painn_messages, nodes, edges, senders, receivers, s.shape[0], chunk)
+        ds, dv = edge_sum(painn_messages, nodes, edges, senders, receivers, s.shape[0], EDGE_CHUNK)
         return s + ds, dv if v is None else v + dv
 
 
@@ -136,11 +180,9 @@ class PaiNN(nn.Module):
         vec = edge_vectors(graph)
         r = safe_norm(vec, axis=-1)
         unit = vec / jnp.where(r > 0, r, 1.0)[:, None]
-        rbf = bessel_basis(r, self.cutoff, self.num_rbf) * jnp.sqrt(self.cutoff / 2.0).astype(r.dtype)
-        envelope = cosine_cutoff(r, self.cutoff)
         kernel, bias = DenseParams(self.num_interactions * 3 * f, name="filters")(self.num_rbf)
         dtype = jnp.promote_types(r.dtype, kernel.dtype)  # as nn.Dense
-        radial = jnp.concatenate([rbf * envelope[:, None], envelope[:, None]], axis=-1).astype(dtype)  # [E, R+1]
+        radial = radial_features(r, self.cutoff, self.num_rbf).astype(dtype)  # [E, R + 1]
         filter_kernel = jnp.concatenate([kernel, bias[None]], axis=0).astype(dtype)  # [R + 1, T * 3F]
         filter_kernels = jnp.split(filter_kernel, self.num_interactions, axis=-1)
 

@@ -48,14 +48,24 @@ DEFAULT_CHUNK = 512
 
 
 def chunk_layout(num_edges: int, chunk: int = DEFAULT_CHUNK) -> tuple[int, int, int]:
-    """``(num_chunks, chunk_size, num_pad)`` splitting ``num_edges`` into near-equal chunks.
+    """``(num_chunks, chunk_size, num_pad)`` splitting ``num_edges`` into equal chunks.
 
-    The chunk size is ``ceil(E / ceil(E / chunk))`` so that padding is at most one edge
-    per chunk; jaxpot's bucketed edge counts (``c * 2**k``) usually need none.
+    Prefers a chunk size that divides ``E`` exactly (within a factor 1.5 of ``chunk``, the
+    closest one), so that the per-edge inputs need no padded copy; jaxpot's bucketed edge
+    counts (``c * 2**k``) always have one. Otherwise ``ceil(E / ceil(E / chunk))`` edges per
+    chunk and at most one padding edge per chunk.
     """
-    num_chunks = max(1, -(-int(num_edges) // int(chunk)))
-    size = max(1, -(-int(num_edges) // num_chunks))
-    return num_chunks, size, num_chunks * size - int(num_edges)
+    num_edges, chunk = int(num_edges), max(1, int(chunk))
+    if num_edges <= chunk:
+        return 1, max(num_edges, 1), max(num_edges, 1) - num_edges
+    lo, hi = num_edges * 2 // (3 * chunk), -(-num_edges * 3 // (2 * chunk))  # sizes in [chunk/1.5, 1.5 chunk]
+    divisors = [n for n in range(max(lo, 1), hi + 1) if num_edges % n == 0 and 2 * chunk <= 3 * (num_edges // n) <= 9 * chunk // 2]
+    if divisors:
+        n = min(divisors, key=lambda n: abs(num_edges // n - chunk))
+        return n, num_edges // n, 0
+    num_chunks = -(-num_edges // chunk)
+    size = -(-num_edges // num_chunks)
+    return num_chunks, size, num_chunks * size - num_edges
 
 
 def edge_sum(
