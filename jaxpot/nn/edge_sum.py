@@ -12,12 +12,13 @@ PaiNN, 446 MB for 512 Si atoms). On XLA:CPU that memory is a fresh allocation ev
 first-touch page faults on it cost more than the arithmetic (measured: 436 MB of page faults
 per PaiNN energy+forces call on si512, about half its time).
 
-Here the edges are cut into ``num_chunks`` chunks of ``chunk`` edges and a ``lax.scan`` adds
-each chunk's messages into the node sums (scatter-add on the receivers). The scan body is
-wrapped in ``jax.checkpoint``, so the backward pass recomputes a chunk's messages instead of
-storing them: per-edge temporaries exist for one chunk at a time and stay in cache; only the
-node arrays and the (small) per-edge inputs are kept. The recomputation costs a second
-forward pass of the edge part (about 15 % of an energy+forces call).
+Here the edges are cut into ``num_chunks`` chunks of about ``chunk`` edges and a ``lax.scan``
+adds each chunk's messages into the node sums (scatter-add on the receivers). The scan body
+is wrapped in ``jax.checkpoint``, so the backward pass recomputes a chunk's messages instead
+of storing them: per-edge temporaries exist for one chunk at a time and stay in cache; only
+the node arrays and the (small) per-edge inputs are kept. The recomputation costs a second
+forward pass of the edge part (about 15 % of an energy+forces call). A graph with at most
+``chunk`` edges is one chunk, computed directly (no loop, no recomputation).
 
 It is plain JAX (scan, checkpoint, gather, scatter-add), so every transform works: ``grad``,
 ``jvp``, ``vmap``, ``jax.hessian`` (forward-over-reverse), ``jax.linearize``; no custom
@@ -50,16 +51,20 @@ DEFAULT_CHUNK = 512
 def chunk_layout(num_edges: int, chunk: int = DEFAULT_CHUNK) -> tuple[int, int, int]:
     """``(num_chunks, chunk_size, num_pad)`` splitting ``num_edges`` into equal chunks.
 
-    Prefers a chunk size that divides ``E`` exactly (within a factor 1.5 of ``chunk``, the
-    closest one), so that the per-edge inputs need no padded copy; jaxpot's bucketed edge
-    counts (``c * 2**k``) always have one. Otherwise ``ceil(E / ceil(E / chunk))`` edges per
-    chunk and at most one padding edge per chunk.
+    Prefers a chunk size that divides ``E`` exactly (the one closest to ``chunk`` within a
+    factor 1.5 of it), so that the per-edge inputs need no padded copy; jaxpot's bucketed
+    edge counts (``c * 2**k``) usually have one. Otherwise ``ceil(E / ceil(E / chunk))``
+    edges per chunk and at most one padding edge per chunk.
     """
     num_edges, chunk = int(num_edges), max(1, int(chunk))
     if num_edges <= chunk:
         return 1, max(num_edges, 1), max(num_edges, 1) - num_edges
-    lo, hi = num_edges * 2 // (3 * chunk), -(-num_edges * 3 // (2 * chunk))  # sizes in [chunk/1.5, 1.5 chunk]
-    divisors = [n for n in range(max(lo, 1), hi + 1) if num_edges % n == 0 and 2 * chunk <= 3 * (num_edges // n) <= 9 * chunk // 2]
+
+    def fits(n: int) -> bool:  # E / n edges per chunk, in [chunk / 1.5, 1.5 * chunk]
+        return num_edges % n == 0 and 2 * chunk <= 3 * (num_edges // n) <= 9 * chunk // 2
+
+    lo, hi = num_edges * 2 // (3 * chunk), -(-num_edges * 3 // (2 * chunk))
+    divisors = [n for n in range(max(lo, 1), hi + 1) if fits(n)]
     if divisors:
         n = min(divisors, key=lambda n: abs(num_edges // n - chunk))
         return n, num_edges // n, 0
