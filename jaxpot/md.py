@@ -398,19 +398,11 @@ def _hashable_cell_size(allocate: Callable) -> Callable:
 
 
 def _atomic_numbers(species) -> np.ndarray:
-    from ase.data import atomic_numbers
+    from jaxpot.elements import to_atomic_numbers
 
     if hasattr(species, "numbers"):
         return np.asarray(species.numbers)
-    out = []
-    for s in np.asarray(species).reshape(-1).tolist():
-        if isinstance(s, str):
-            if s not in atomic_numbers:
-                raise ValueError(f"unknown element symbol {s!r}")
-            out.append(atomic_numbers[s])
-        else:
-            out.append(int(s))
-    return np.asarray(out, dtype=np.int64)
+    return np.asarray(to_atomic_numbers(np.asarray(species).reshape(-1).tolist()), dtype=np.int64)
 
 
 # ----------------------------------------------------------------------------------------

@@ -153,16 +153,9 @@ def hessian(energy_fn: EnergyFn, chunk_size: int | None = None) -> Callable:
 
 
 def _species_numbers(species: Sequence[int | str]) -> tuple[int, ...]:
-    from ase.data import atomic_numbers
+    from jaxpot.elements import to_atomic_numbers
 
-    out = []
-    for s in species:
-        if isinstance(s, str):
-            if s not in atomic_numbers:
-                raise ValueError(f"unknown element symbol {s!r}")
-            out.append(atomic_numbers[s])
-        else:
-            out.append(int(s))
+    out = to_atomic_numbers(species)
     if len(set(out)) != len(out):
         raise ValueError(f"species {list(species)} lists an element twice")
     if not out:
