@@ -1,7 +1,7 @@
 """ASE calculator for any ``Potential`` (DESIGN.md, "calculator.py").
 
-``jaxpot.Calculator(potential)`` gives energy, free_energy, forces, stress (periodic cells only)
-and dipole (when the potential predicts one) through ``Potential.calculate``: the host builds
+``jaxpot.Calculator(potential)`` gives energy, free_energy, forces, stress (periodic cells only),
+and dipole and charges when the potential has a dipole head through ``Potential.calculate``: the host builds
 the neighbour list and pads the graph to bucketed sizes, so the jitted function compiles once
 per bucket, and an ASE MD run compiles a handful of times, not once per step.
 """
@@ -22,8 +22,10 @@ class Calculator(_AseCalculator):
 
     Stress is computed with energy and forces when it is asked for (``atoms.get_stress()``,
     NPT dynamics, cell relaxations) and the cell is periodic; for a molecule it raises
-    ``PropertyNotImplementedError`` as ASE expects. ``dipole`` is offered only when the
-    potential's ``calculate`` returns one.
+    ``PropertyNotImplementedError`` as ASE expects. ``dipole`` (e·Å) and ``charges`` (e) are
+    offered only when the potential has a dipole head. ASE has no polarizability property:
+    with a polarizability head, ``calc.results["polarizability"]`` holds it ([3, 3] Å³) after
+    any calculation.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
@@ -34,7 +36,7 @@ class Calculator(_AseCalculator):
         super().__init__(**kwargs)
         self.potential = potential
         if _has_dipole(potential):
-            self.implemented_properties = list(type(self).implemented_properties) + ["dipole"]
+            self.implemented_properties = list(type(self).implemented_properties) + ["dipole", "charges"]
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -49,8 +51,9 @@ class Calculator(_AseCalculator):
         }
         if "stress" in result:
             self.results["stress"] = np.asarray(result["stress"], np.float64)
-        if "dipole" in result:
-            self.results["dipole"] = np.asarray(result["dipole"], np.float64)
+        for key in ("dipole", "charges", "polarizability"):
+            if key in result:
+                self.results[key] = np.asarray(result[key], np.float64)
 
     def compilations(self) -> int:
         """Number of shapes the potential's jitted functions have compiled so far."""
@@ -63,4 +66,4 @@ class Calculator(_AseCalculator):
 
 
 def _has_dipole(potential) -> bool:
-    return getattr(potential, "dipole", None) is not None or getattr(potential, "dipole_fn", None) is not None
+    return "dipole" in getattr(potential, "heads", {})

@@ -72,6 +72,7 @@ def save(potential, path) -> None:
         "shift": float(potential.shift),
         "readout": _jsonable(potential.readout),
         "dtype": potential.dtype,
+        "heads": _jsonable(getattr(potential, "heads", {}) or {}),
     }
     params = jax.tree_util.tree_map(np.asarray, potential.params)
     _atomic_write(path / "params.msgpack", flax.serialization.msgpack_serialize(flax.serialization.to_state_dict(params)))
@@ -80,7 +81,7 @@ def save(potential, path) -> None:
 
 def load(path):
     """Load a Potential saved with ``Potential.save`` / ``jaxpot.io.save``."""
-    from jaxpot.potential import Potential, _dummy_graph, _to_device
+    from jaxpot.potential import Potential, init_params
 
     path = Path(path)
     config_file, params_file = path / "config.json", path / "params.msgpack"
@@ -93,10 +94,9 @@ def load(path):
             f"{path} was written by a newer jaxpot (format {config['format_version']}); upgrade jaxpot"
         )
     hparams, readout = _tuples(config["hparams"]), _tuples(config["readout"])
-    module = Potential.build_module(config["model"], hparams, len(config["species"]), config["cutoff"], readout)
-    template = jax.eval_shape(
-        lambda: module.init(jax.random.PRNGKey(0), _to_device(_dummy_graph(len(config["species"])), np.float32))
-    )
+    heads = {k: dict(_tuples(v)) for k, v in config.get("heads", {}).items()}
+    module = Potential.build_module(config["model"], hparams, len(config["species"]), config["cutoff"], readout, heads)
+    template = jax.eval_shape(lambda: init_params(module, 0, len(config["species"])))
     restored = flax.serialization.msgpack_restore(params_file.read_bytes())
     try:
         params = flax.serialization.from_state_dict(template, restored)
@@ -118,4 +118,5 @@ def load(path):
         shift=float(config["shift"]),
         readout=dict(readout),
         dtype=config.get("dtype", "float32"),
+        heads=heads,
     )

@@ -8,6 +8,12 @@ Everything physical is a transform of one ``energy(params, graph) -> [G]`` (DESI
                                                        (energy_forces_stress; ASE sign convention)
     Hessian = d²E/dR²                                  (hessian; jax.hessian, or HVPs in chunks)
 
+Tensor heads (``Potential.create(..., properties=("dipole", "polarizability"))``) share the
+backbone's forward pass with the energy: ``make_outputs_fn`` returns every head's output and
+``predict`` adds forces (and stress) to it; ``Potential.dipole_fn()`` [G, 3] e·Å and
+``Potential.polarizability_fn()`` [G, 3, 3] Å³ are pure functions of ``(params, graph)``, so
+``jax.jacfwd`` w.r.t. positions gives their derivatives (IR and Raman intensities).
+
 The pure functions take the padded graph (DESIGN.md "Graph") and return per-graph values for
 every graph including the padding graph; use ``jaxpot.graph.graph_mask`` to select real ones.
 """
@@ -24,7 +30,7 @@ import jraph
 import numpy as np
 
 from jaxpot import graph as graph_lib
-from jaxpot.heads import AtomisticModel, EnergyHead
+from jaxpot.heads import HEADS, AtomisticModel, EnergyHead
 from jaxpot.models import registry
 from jaxpot.nn import graph_sum, node_graph_index
 from jaxpot.validation import matrix_to_voigt
@@ -54,6 +60,21 @@ def make_energy_fn(module: nn.Module, e0: np.ndarray, scale: float = 1.0, shift:
         return graph_sum(atomic, graph.n_node) + graph_sum(reference, graph.n_node)
 
     return energy
+
+
+def make_outputs_fn(module: nn.Module, e0: np.ndarray, scale: float = 1.0, shift: float = 0.0) -> Callable:
+    """``outputs(params, graph) -> {"energy" [G] eV, and the module's heads: "charges" [N] e,
+    "dipole" [G, 3] e·Å, "polarizability" [G, 3, 3] Å³}``, one backbone pass for all."""
+    e0 = np.asarray(e0, dtype=np.float64)
+
+    def outputs(params, graph: jraph.GraphsTuple) -> dict:
+        out = dict(module.apply(params, graph, method=AtomisticModel.outputs))
+        atomic = scale * out.pop("atomic_energies") + shift
+        reference = jnp.asarray(e0)[graph.nodes["species"]]
+        out["energy"] = graph_sum(atomic, graph.n_node) + graph_sum(reference, graph.n_node)
+        return out
+
+    return outputs
 
 
 def _masked_total(energies: jnp.ndarray, graph: jraph.GraphsTuple) -> jnp.ndarray:
@@ -113,11 +134,43 @@ def energy_forces_stress(energy_fn: EnergyFn) -> Callable:
         (_, energies), (d_pos, d_strain) = jax.value_and_grad(total, argnums=(0, 1), has_aux=True)(
             positions, strain
         )
-        volume = jnp.abs(jnp.linalg.det(graph.globals["cell"].astype(positions.dtype)))
-        periodic = jnp.any(graph.globals["pbc"], axis=-1) & (volume > 0)
-        safe_volume = jnp.where(periodic, volume, 1.0)
-        stress = jnp.where(periodic[:, None, None], d_strain / safe_volume[:, None, None], 0.0)
-        return energies, -d_pos, stress
+        return energies, -d_pos, _stress_from_virial(graph, d_strain, positions.dtype)
+
+    return fn
+
+
+def _stress_from_virial(graph: jraph.GraphsTuple, d_strain: jnp.ndarray, dtype) -> jnp.ndarray:
+    volume = jnp.abs(jnp.linalg.det(graph.globals["cell"].astype(dtype)))
+    periodic = jnp.any(graph.globals["pbc"], axis=-1) & (volume > 0)
+    safe_volume = jnp.where(periodic, volume, 1.0)
+    return jnp.where(periodic[:, None, None], d_strain / safe_volume[:, None, None], 0.0)
+
+
+def predict(outputs_fn: Callable, forces: bool = True, stress: bool = False) -> Callable:
+    """``(params, graph) -> outputs_fn's dict`` plus ``"forces"`` [N, 3] eV/Å (``forces``) and
+    ``"stress"`` [G, 3, 3] eV/Å³ (``stress``; implies forces), from one forward and one
+    backward pass; the tensor heads ride along as auxiliary outputs."""
+
+    def fn(params, graph):
+        positions = graph.nodes["positions"]
+        if stress:
+            strain = jnp.zeros((graph.n_node.shape[0], 3, 3), positions.dtype)
+
+            def total(pos, eps):
+                out = outputs_fn(params, strain_graph(graph._replace(nodes={**graph.nodes, "positions": pos}), eps))
+                return _masked_total(out["energy"], graph), out
+
+            (_, out), (d_pos, d_strain) = jax.value_and_grad(total, argnums=(0, 1), has_aux=True)(positions, strain)
+            return {**out, "forces": -d_pos, "stress": _stress_from_virial(graph, d_strain, positions.dtype)}
+        if forces:
+
+            def total(pos):
+                out = outputs_fn(params, graph._replace(nodes={**graph.nodes, "positions": pos}))
+                return _masked_total(out["energy"], graph), out
+
+            (_, out), d_pos = jax.value_and_grad(total, has_aux=True)(positions)
+            return {**out, "forces": -d_pos}
+        return outputs_fn(params, graph)
 
     return fn
 
@@ -177,6 +230,42 @@ def _dummy_graph(num_species: int) -> jraph.GraphsTuple:
     return graph_lib.pad(g, 3, 2, 2)
 
 
+def init_params(module: AtomisticModel, seed: int, num_species: int, dtype=jnp.float32):
+    """Flax variables of ``module`` (every head included), from a two-atom dummy graph."""
+    graph = _to_device(_dummy_graph(num_species), dtype)
+    return module.init(jax.random.PRNGKey(seed), graph, method=AtomisticModel.outputs)
+
+
+def head_options(properties, readout: dict | None = None) -> dict[str, dict]:
+    """Normalise ``properties`` to ``{head name: options}`` (see ``Potential.create``).
+
+    Accepts None, a sequence of names or a mapping name -> options (or None); "energy" and
+    "forces" are always predicted and may be listed. Options default to the energy readout's
+    hidden widths and activation.
+    """
+    if properties is None:
+        return {}
+    if isinstance(properties, str):
+        properties = [properties]
+    items = properties.items() if isinstance(properties, dict) else ((p, None) for p in properties)
+    base = {k: v for k, v in (readout or {}).items() if k in ("hidden", "activation")}
+    out: dict[str, dict] = {}
+    for name, options in items:
+        if name in ("energy", "forces", "stress"):
+            continue
+        if name not in HEADS:
+            raise ValueError(
+                f"unknown property {name!r}; a Potential can predict energy, forces, stress and {sorted(HEADS)}"
+            )
+        options = dict(options or {})
+        fields = {f.name for f in dataclasses.fields(HEADS[name])} - {"parent", "name"}
+        unknown = sorted(set(options) - fields)
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown} for the {name} head; its options are {sorted(fields)}")
+        out[name] = {**base, **options}
+    return out
+
+
 @dataclasses.dataclass
 class Potential:
     """A machine-learned interatomic potential: model, parameters and metadata.
@@ -196,6 +285,8 @@ class Potential:
       scale, shift: atomic energy = ``scale * model output + shift`` (eV).
       readout: ``EnergyHead`` hyperparameters.
       dtype: "float32" or "float64": dtype of parameters and positions inside the model.
+      heads: tensor heads and their options, ``{"dipole": {...}, "polarizability": {...}}``
+        (``jaxpot.heads.DipoleHead`` / ``PolarizabilityHead`` fields); empty for energy only.
     """
 
     model: str
@@ -208,20 +299,32 @@ class Potential:
     shift: float = 0.0
     readout: dict = dataclasses.field(default_factory=dict)
     dtype: str = "float32"
+    heads: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         self.species = tuple(int(z) for z in self.species)
         self.e0 = np.asarray(self.e0, dtype=np.float64).reshape(len(self.species))
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
+        self.heads = {k: dict(v) for k, v in (self.heads or {}).items()}
+        unknown = sorted(set(self.heads) - set(HEADS))
+        if unknown:
+            raise ValueError(f"unknown head(s) {unknown}; known: {sorted(HEADS)}")
         self._cache: dict[str, Callable] = {}
 
     # -- construction -------------------------------------------------------------------
 
     @staticmethod
-    def build_module(model: str, hparams: dict, num_species: int, cutoff: float, readout: dict) -> AtomisticModel:
+    def build_module(
+        model: str, hparams: dict, num_species: int, cutoff: float, readout: dict, heads: dict | None = None
+    ) -> AtomisticModel:
         backbone = registry.build(model, num_species=num_species, cutoff=cutoff, **hparams)
-        return AtomisticModel(backbone=backbone, energy_head=EnergyHead(**readout))
+        heads = heads or {}
+        unknown = sorted(set(heads) - set(HEADS))
+        if unknown:
+            raise ValueError(f"unknown head(s) {unknown}; known: {sorted(HEADS)}")
+        extra = {f"{name}_head": HEADS[name](**options) for name, options in heads.items()}
+        return AtomisticModel(backbone=backbone, energy_head=EnergyHead(**readout), **extra)
 
     @classmethod
     def create(
@@ -236,6 +339,7 @@ class Potential:
         shift: float = 0.0,
         readout: dict | None = None,
         dtype: str = "float32",
+        properties: Sequence[str] | dict | None = None,
         **hparams,
     ) -> "Potential":
         """A new Potential with randomly initialised parameters.
@@ -250,6 +354,9 @@ class Potential:
           readout: ``EnergyHead`` options; default hidden width features // 2 and the
             backbone's own activation (shifted softplus for SchNet, SiLU otherwise).
           dtype: "float32" (default) or "float64".
+          properties: tensor heads besides the energy: ``("dipole", "polarizability")``, or a
+            mapping to head options, e.g. ``{"polarizability": {"shift": 0.8, "scale": 0.5}}``
+            (``jaxpot.heads.DipoleHead`` / ``PolarizabilityHead`` fields). Default: energy only.
           **hparams: backbone hyperparameters (see ``jaxpot.models.hyperparameters(model)``).
         """
         numbers = _species_numbers(species)
@@ -258,7 +365,8 @@ class Potential:
         cls_ = registry.model_class(model)
         if readout is None:
             width = hparams.get("features", registry.hyperparameters(model).get("features") or 64)
-            readout = {"hidden": [max(int(width) // 2, 1)], "activation": getattr(cls_, "readout_activation", "silu")}
+            hidden = list(getattr(cls_, "readout_hidden", [max(int(width) // 2, 1)]))  # MACE: () (own readouts)
+            readout = {"hidden": hidden, "activation": getattr(cls_, "readout_activation", "silu")}
         if isinstance(e0, dict):
             from ase.data import atomic_numbers, chemical_symbols
 
@@ -268,16 +376,17 @@ class Potential:
                 raise ValueError(f"e0 has no reference energy for {missing}")
             e0 = [table[z] for z in numbers]
         e0 = np.zeros(len(numbers)) if e0 is None else np.asarray(e0, dtype=np.float64)
-        module = cls.build_module(model, hparams, len(numbers), cutoff, readout)
-        params = module.init(jax.random.PRNGKey(seed), _to_device(_dummy_graph(len(numbers)), jnp.float32))
-        pot = cls(model, dict(hparams), numbers, float(cutoff), params, e0, scale, shift, dict(readout), "float32")
+        heads = head_options(properties, readout)
+        module = cls.build_module(model, hparams, len(numbers), cutoff, readout, heads)
+        params = init_params(module, seed, len(numbers))
+        pot = cls(model, dict(hparams), numbers, float(cutoff), params, e0, scale, shift, dict(readout), "float32", heads)
         return pot.astype(dtype)
 
     @property
     def module(self) -> AtomisticModel:
         if "module" not in self._cache:
             self._cache["module"] = self.build_module(
-                self.model, self.hparams, len(self.species), self.cutoff, self.readout
+                self.model, self.hparams, len(self.species), self.cutoff, self.readout, self.heads
             )
         return self._cache["module"]  # type: ignore[return-value]
 
@@ -312,6 +421,45 @@ class Potential:
 
     def hessian_fn(self, chunk_size: int | None = None) -> Callable:
         return hessian(self.energy_fn, chunk_size)
+
+    @property
+    def properties(self) -> tuple[str, ...]:
+        """What this potential predicts: energy, forces, stress and its tensor heads."""
+        return ("energy", "forces", "stress") + tuple(k for k in HEADS if k in self.heads)
+
+    @property
+    def outputs_fn(self) -> Callable:
+        """Pure ``(params, graph) -> {"energy" [G], "charges" [N], "dipole" [G, 3], ...}``."""
+        return make_outputs_fn(self.module, self.e0, self.scale, self.shift)
+
+    def predict_fn(self, forces: bool = True, stress: bool = False) -> Callable:
+        """Pure ``(params, graph) -> dict``: every head's output plus forces (and stress)."""
+        return predict(self.outputs_fn, forces, stress)
+
+    def _head_fn(self, head: str, key: str) -> Callable:
+        if head not in self.heads:
+            raise ValueError(
+                f"this {self.model} potential has no {head} head; create one with "
+                f"Potential.create(..., properties=({head!r},)) and train it on {head} labels"
+            )
+        outputs = self.outputs_fn
+
+        def fn(params, graph):
+            return outputs(params, graph)[key]
+
+        return fn
+
+    def dipole_fn(self) -> Callable:
+        """Pure ``(params, graph) -> [G, 3]`` dipoles in e·Å (centroid as origin for ions)."""
+        return self._head_fn("dipole", "dipole")
+
+    def charges_fn(self) -> Callable:
+        """Pure ``(params, graph) -> [N]`` partial charges in e, summing to each graph's charge."""
+        return self._head_fn("dipole", "charges")
+
+    def polarizability_fn(self) -> Callable:
+        """Pure ``(params, graph) -> [G, 3, 3]`` polarizabilities in Å³ (symmetric)."""
+        return self._head_fn("polarizability", "polarizability")
 
     # -- convenience on graphs and atoms ------------------------------------------------
 
@@ -354,16 +502,41 @@ class Potential:
         fn = self._jit(f"hessian_{chunk_size}", lambda: self.hessian_fn(chunk_size))
         return fn(self.params, self.prepare(graph))
 
+    def dipole(self, graph: jraph.GraphsTuple) -> jnp.ndarray:
+        """[G, 3] e·Å dipoles of a padded graph."""
+        return self._jit("dipole", self.dipole_fn)(self.params, self.prepare(graph))
+
+    def polarizability(self, graph: jraph.GraphsTuple) -> jnp.ndarray:
+        """[G, 3, 3] Å³ polarizabilities of a padded graph."""
+        return self._jit("polarizability", self.polarizability_fn)(self.params, self.prepare(graph))
+
     def calculate(self, atoms, stress: bool | None = None) -> dict[str, np.ndarray]:
-        """Energy, forces and (for periodic cells) stress of one ``ase.Atoms`` in one call.
+        """Energy, forces, (for periodic cells) stress and the heads' outputs of one ``ase.Atoms``.
 
         Returns ``{"energy": float eV, "forces": [n, 3] eV/Å, "stress": [6] eV/Å³}`` with stress in
-        ASE's Voigt order (xx, yy, zz, yz, xz, xy), present when the cell is periodic.
+        ASE's Voigt order (xx, yy, zz, yz, xz, xy), present when the cell is periodic; with
+        tensor heads also ``"charges"`` [n] e, ``"dipole"`` [3] e·Å, ``"polarizability"`` [3, 3]
+        Å³, all from one compiled call. A total charge in ``atoms.info["charge"]`` constrains
+        the charges.
         """
         if stress is None:
             stress = bool(np.any(atoms.pbc))
         g = self.graph(atoms)
         n = len(atoms)
+        if self.heads:
+            charge = float(atoms.info.get("charge", 0.0))
+            g = g._replace(globals={**g.globals, "charge": np.array([charge] + [0.0] * (len(g.n_node) - 1))})
+            fn = self._jit(f"predict_{bool(stress)}", lambda: self.predict_fn(True, bool(stress)))
+            out = {k: np.asarray(v, dtype=np.float64) for k, v in fn(self.params, self.prepare(g)).items()}
+            result = {"energy": float(out["energy"][0]), "forces": out["forces"][:n].copy()}
+            if stress:
+                result["stress"] = matrix_to_voigt(out["stress"][0])
+            if "dipole" in out:
+                result["charges"] = out["charges"][:n].copy()
+                result["dipole"] = out["dipole"][0].copy()
+            if "polarizability" in out:
+                result["polarizability"] = out["polarizability"][0].copy()
+            return result
         if stress:
             e, f, s = self.energy_forces_stress(g)
             return {
