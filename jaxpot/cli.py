@@ -286,6 +286,13 @@ def _export(args) -> int:
     return 0
 
 
+def _spectrum(args) -> int:
+    """Relax a molecule, harmonic analysis with IR/Raman intensities, plot and table."""
+    from jaxpot.spectra.command import run
+
+    return run(args)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="jaxpot", description="Machine-learned interatomic potentials in JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -368,6 +375,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="traj.xyz", help="extended XYZ trajectory (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_md)
+
+    p = sub.add_parser("spectrum", help="harmonic IR/Raman spectrum of a molecule: plot and table of modes")
+    from jaxpot.spectra.command import add_arguments as _spectrum_arguments
+
+    _spectrum_arguments(p)
+    p.set_defaults(func=_spectrum)
 
     p = sub.add_parser("export", help="serialize a model's energy/forces/stress as StableHLO (jax.export)")
     p.add_argument("model", help="a saved model directory")

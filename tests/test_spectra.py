@@ -261,3 +261,44 @@ def test_tblite_reference_matches_ase_infrared(tmp_path):
     np.testing.assert_allclose(ours.wavenumbers, ase_nu, atol=2.0)
     np.testing.assert_allclose(ours.ir, 42.255 * ir.intensities[-3:], rtol=2e-3)
     assert np.all(ours.ir > 1.0)
+
+
+def test_potential_derivatives_and_spectrum_command(tmp_path, capsys):
+    """One forward-mode sweep gives the Hessian and the dipole/polarizability derivatives of a
+    model: they match central differences of its forces and tensors, the dipole derivatives
+    sum to the (zero) total charge, and `jaxpot spectrum` writes a plot and a table."""
+    from jaxpot.cli import main
+
+    hp = jaxpot.models.small_hyperparameters("schnet")
+    pot = jaxpot.Potential.create("schnet", ["H", "O"], 4.0, seed=1, dtype="float64",
+                                  properties=("dipole", "polarizability"), **hp)
+    water = molecule("H2O")
+    water.positions += np.random.default_rng(3).normal(scale=0.05, size=(3, 3))
+    d = derivatives(pot, water, dipole=True, polarizability=True)
+    eps = 1e-5
+    for i, b in ((0, 1), (2, 2)):
+        plus, minus = water.copy(), water.copy()
+        plus.positions[i, b] += eps
+        minus.positions[i, b] -= eps
+        rp, rm = pot.calculate(plus), pot.calculate(minus)
+        np.testing.assert_allclose(-(rp["forces"] - rm["forces"]).reshape(-1) / (2 * eps), d["hessian"][3 * i + b],
+                                   atol=1e-5)
+        np.testing.assert_allclose((rp["dipole"] - rm["dipole"]) / (2 * eps), d["dipole_derivatives"][i, b], atol=1e-7)
+        np.testing.assert_allclose((rp["polarizability"] - rm["polarizability"]) / (2 * eps),
+                                   d["polarizability_derivatives"][i, b], atol=1e-7)
+    np.testing.assert_allclose(d["dipole_derivatives"].sum(axis=0), 0.0, atol=1e-10)
+    np.testing.assert_allclose(d["hessian"], d["hessian"].T, atol=1e-10)
+
+    pot.save(tmp_path / "model")
+    out = tmp_path / "spectrum.png"
+    assert main(["spectrum", str(tmp_path / "model"), "H2O", "--ir", "--raman", "--no-relax", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert out.stat().st_size > 1000
+    table = out.with_suffix(".txt").read_text()
+    assert "IR km/mol" in table and "Raman" in table and len(table.strip().splitlines()) == 2 + 3
+    assert '"modes": 3' in printed
+
+    dipole_only = jaxpot.Potential.create("schnet", ["H", "O"], 4.0, properties=("dipole",), **hp)
+    dipole_only.save(tmp_path / "dipole_only")
+    assert main(["spectrum", str(tmp_path / "dipole_only"), "H2O", "--raman", "--out", str(out)]) == 2
+    assert "no polarizability head" in capsys.readouterr().err

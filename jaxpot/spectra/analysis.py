@@ -86,6 +86,39 @@ def tensor_derivatives(tensor_fn: Callable, params, graph, n_atoms: int) -> jnp.
     return jac[:n_atoms]
 
 
+def response_fn(outputs_fn: Callable, keys: tuple[str, ...] = (), chunk_size: int | None = None) -> Callable:
+    """Pure ``(params, graph) -> (hessian [N_pad, 3, N_pad, 3], {key: [N_pad, 3, *shape]})``: the
+    Hessian of the total energy and the position derivatives of the first graph's tensors
+    ``outputs_fn(params, graph)[key]`` ("dipole", "polarizability"), all from one forward-mode
+    sweep over ``(dE/dR, tensors)`` (a single compilation; the tensors ride along the Hessian's
+    3N tangents). ``chunk_size``: tangents per batch (``jax.linearize`` + ``lax.map``), so memory
+    stays bounded for large systems."""
+    from jaxpot.graph import graph_mask
+
+    def fn(params, graph):
+        def gradient_and_tensors(positions):
+            def total(pos):
+                out = outputs_fn(params, graph._replace(nodes={**graph.nodes, "positions": pos}))
+                energy = jnp.sum(jnp.where(graph_mask(graph), out["energy"], 0.0))
+                return energy, {k: out[k][0] for k in keys}
+
+            return jax.grad(total, has_aux=True)(positions)
+
+        positions = graph.nodes["positions"]
+        n = positions.shape[0]
+        if chunk_size is None:
+            hess, tensors = jax.jacfwd(gradient_and_tensors)(positions)
+            tensors = {k: jnp.moveaxis(jnp.moveaxis(v, -1, 0), -1, 0) for k, v in tensors.items()}
+            return hess, tensors
+        _, jvp = jax.linearize(gradient_and_tensors, positions)
+        basis = jnp.eye(3 * n, dtype=positions.dtype).reshape(3 * n, n, 3)
+        columns, tensors = jax.lax.map(jvp, basis, batch_size=chunk_size)  # [3N, N, 3], {k: [3N, *shape]}
+        hess = jnp.transpose(columns.reshape(n, 3, n, 3), (2, 3, 0, 1))
+        return hess, {k: v.reshape((n, 3) + v.shape[1:]) for k, v in tensors.items()}
+
+    return fn
+
+
 def _float64(potential):
     """The float64 copy of ``potential``, kept in its cache so that compiled functions are reused."""
     if potential.dtype == "float64":
@@ -102,19 +135,23 @@ def derivatives(potential, atoms, *, dipole: bool = True, polarizability: bool =
     Returns ``{"hessian": [3N, 3N] eV/Å², "dipole_derivatives": [N, 3, 3] e,
     "polarizability_derivatives": [N, 3, 3, 3] Å²}`` (the last two when asked for; a potential
     without that head raises ValueError). ``chunk_size``: Hessian columns per batch of HVPs
-    (memory-bounded for large systems; None = all at once).
+    (memory-bounded for large systems; None = all at once). Compiled once per shape bucket.
     """
     pot = _float64(potential)
+    keys = []
+    if dipole:
+        pot.dipole_fn()  # raises a ValueError that says how to get the head
+        keys.append("dipole")
+    if polarizability:
+        pot.polarizability_fn()
+        keys.append("polarizability")
     n = len(atoms)
-    graph = pot.graph(atoms)
-    out = {"hessian": np.asarray(pot.hessian(graph, chunk_size), np.float64)[:n, :, :n, :].reshape(3 * n, 3 * n)}
-    device_graph = pot.prepare(graph)
-    for wanted, name, make in ((dipole, "dipole", pot.dipole_fn if dipole else None),
-                               (polarizability, "polarizability", pot.polarizability_fn if polarizability else None)):
-        if not wanted:
-            continue
-        fn = pot._jit(f"spectra_d_{name}", lambda make=make: lambda p, g: tensor_derivatives(make(), p, g, n))
-        out[f"{name}_derivatives"] = np.asarray(fn(pot.params, device_graph), np.float64)
+    fn = pot._jit(f"spectra_response_{'_'.join(keys)}_{chunk_size}",
+                  lambda: response_fn(pot.outputs_fn, tuple(keys), chunk_size))
+    hess, tensors = fn(pot.params, pot.prepare(pot.graph(atoms)))
+    out = {"hessian": np.asarray(hess, np.float64)[:n, :, :n, :].reshape(3 * n, 3 * n)}
+    for k, v in tensors.items():
+        out[f"{k}_derivatives"] = np.asarray(v, np.float64)[:n]
     return out
 
 
