@@ -1,0 +1,178 @@
+"""Symmetric contraction: element-weighted symmetric polynomials of one channel's irreps.
+
+MACE's product basis (Batatia et al., NeurIPS 2022, eqs. 10-11): for every node ``i`` and
+channel ``c``, with ``a = A_i[:, c]`` the ``D`` components of the atomic basis (irreps ``l =
+0..l_max`` stacked, ``D = (l_max + 1)^2``),
+
+    B_{i, L M, c} = sum_{nu=1..correlation} sum_k W_{nu L}[z_i, k, c]
+                    sum_{m_1..m_nu} U_{nu L}[m_1, .., m_nu, M, k] a_{m_1} ... a_{m_nu}
+
+where ``U_{nu L}`` spans the symmetric ``nu``-fold products of the input irreps that transform
+as ``L`` (the generalised Clebsch-Gordan coefficients; here e3nn-jax's
+``reduced_symmetric_tensor_product_basis``) and ``W`` are learned, per element ``z_i``.
+
+Computed sparsely (the levers of ``shared/bench/mace_roofline.md``): ``U`` is symmetric, so it
+is summed over index orderings once, on the host, into coefficients of the distinct monomials
+``a_{m_1} a_{m_2} a_{m_3}`` (``m_1 <= m_2 <= m_3``) that occur, ``Usym[q, M, k]``; per call the
+weights are folded in once per element, ``coef[z, q, M, c] = sum_k Usym[q, M, k] W[z, k, c]``
+(parameters only, independent of the number of atoms), and per node only the monomials and
+one weighted sum over them remain. No one-hot dense contraction over elements, no dense
+``D^nu`` tensors.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from typing import Sequence
+
+import e3nn_jax as e3nn
+import jax
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+
+def natural_irreps(max_ell: int) -> e3nn.Irreps:
+    """``0e + 1o + 2e + ...`` up to ``max_ell`` (parity ``(-1)^l``), as spherical harmonics."""
+    return e3nn.Irreps([(1, (ell, (-1) ** ell)) for ell in range(max_ell + 1)])
+
+
+@functools.lru_cache(maxsize=None)
+def monomial_tables(max_ell_in: int, ells_out: tuple[int, ...], correlation: int):
+    """Host tables of the sparse symmetric contraction.
+
+    Returns ``(monomials, blocks)``:
+      monomials: tuple over degree ``nu = 1..correlation`` of int arrays [Q_nu, nu] (sorted
+        component indices ``m_1 <= .. <= m_nu`` into the ``D`` input components).
+      blocks: dict ``(nu, L) -> Usym`` float64 [Q_nu, 2L + 1, K_{nu L}], the coefficient of each
+        monomial (``U`` summed over the orderings of its indices); ``K = 0`` where no
+        ``nu``-fold product gives ``L``. Only monomials with a nonzero coefficient for some
+        ``L`` are kept.
+    """
+    irreps_in = natural_irreps(max_ell_in)
+    dim = irreps_in.dim
+    keep = [e3nn.Irrep(ell, (-1) ** ell) for ell in ells_out]
+    monomials, blocks = [], {}
+    for nu in range(1, correlation + 1):
+        basis = e3nn.reduced_symmetric_tensor_product_basis(irreps_in, nu, keep_ir=keep)
+        u = np.asarray(basis.array, dtype=np.float64)  # [D]*nu + [sum_L K_L (2L+1)]
+        combos = list(itertools.combinations_with_replacement(range(dim), nu))
+        index = tuple(np.array(combos).T)
+        multiplicity = np.array(
+            [math.factorial(nu) / np.prod([math.factorial(c) for c in np.unique(t, return_counts=True)[1]]) for t in combos]
+        )
+        per_out = {}
+        for ell in ells_out:
+            ir = e3nn.Irrep(ell, (-1) ** ell)
+            cols = [basis.irreps.slices()[i] for i, (mul, ir_) in enumerate(basis.irreps) if ir_ == ir]
+            if not cols:
+                per_out[ell] = np.zeros((len(combos), 2 * ell + 1, 0))
+                continue
+            block = np.concatenate([u[(Ellipsis, s)] for s in cols], axis=-1)  # [D]*nu + [K (2L+1)]
+            block = block[index].reshape(len(combos), -1, 2 * ell + 1)  # mul-major: [Q, K, 2L+1]
+            per_out[ell] = np.swapaxes(block, 1, 2) * multiplicity[:, None, None]  # [Q, 2L+1, K]
+        used = np.zeros(len(combos), bool)
+        for block in per_out.values():
+            used |= np.abs(block).reshape(len(combos), -1).max(axis=1, initial=0.0) > 1e-10
+        monomials.append(np.array(combos, dtype=np.int32).reshape(len(combos), nu)[used])
+        for ell, block in per_out.items():
+            blocks[(nu, ell)] = block[used]
+    return tuple(monomials), blocks
+
+
+def monomial_features(a: jnp.ndarray, monomials: Sequence[np.ndarray]) -> jnp.ndarray:
+    """[N, D, C] components -> [N, Q, C] products ``a_{m_1} .. a_{m_nu}``, all degrees stacked.
+
+    Degree ``nu`` products reuse the degree ``nu - 1`` prefix where it is itself a kept monomial.
+    """
+    out = []
+    for table in monomials:
+        if table.shape[0] == 0:
+            continue
+        prod = a[:, table[:, 0], :]
+        for j in range(1, table.shape[1]):
+            prod = prod * a[:, table[:, j], :]
+        out.append(prod)
+    return jnp.concatenate(out, axis=1)
+
+
+def _normal(key, shape, dtype=jnp.float32):
+    return jax.random.normal(key, shape, dtype)
+
+
+class SymmetricContraction(nn.Module):
+    """MACE's symmetric contraction (module docstring), one output per ``ells_out``.
+
+    Attributes:
+      max_ell_in: ``l_max`` of the input (``D = (l_max + 1)^2`` components per channel).
+      ells_out: output degrees ``L`` (parity ``(-1)^L``).
+      correlation: highest product order ``nu``.
+      num_species: number of elements (weights are per element).
+
+    Call: ``(a [N, D, C], species [N] int) -> {L: [N, 2L + 1, C]}``. Weights ``W_{nu L}``
+    [S, K, C] are initialised ``N(0, 1) / K`` as in mace-torch.
+    """
+
+    max_ell_in: int
+    ells_out: tuple[int, ...]
+    correlation: int
+    num_species: int
+
+    @nn.compact
+    def __call__(self, a: jnp.ndarray, species: jnp.ndarray) -> dict[int, jnp.ndarray]:
+        if a.shape[1] != (self.max_ell_in + 1) ** 2:
+            raise ValueError(f"expected {(self.max_ell_in + 1) ** 2} components per channel, got {a.shape[1]}")
+        channels = a.shape[-1]
+        monomials, blocks = monomial_tables(self.max_ell_in, tuple(self.ells_out), self.correlation)
+        # coef[s, q, M_total, c], the weights folded into the monomial coefficients once per call
+        per_ell = []
+        for ell in self.ells_out:
+            parts = []
+            for nu in range(1, self.correlation + 1):
+                usym = blocks[(nu, ell)]
+                k = usym.shape[-1]
+                if k == 0:
+                    parts.append(jnp.zeros((self.num_species, usym.shape[0], 2 * ell + 1, channels), a.dtype))
+                    continue
+                w = self.param(
+                    f"weights_{ell}_{nu}", lambda key, shape: _normal(key, shape) / k, (self.num_species, k, channels)
+                ).astype(a.dtype)
+                parts.append(jnp.einsum("qmk,skc->sqmc", jnp.asarray(usym, a.dtype), w))
+            per_ell.append(jnp.concatenate(parts, axis=1))
+        coef = jnp.concatenate(per_ell, axis=2)  # [S, Q, M, C]
+        mono = monomial_features(a, monomials)  # [N, Q, C]
+        if self.num_species == 1:
+            out = jnp.einsum("nqc,qmc->nmc", mono, coef[0])
+        else:
+            out = 0.0
+            for s in range(self.num_species):
+                mask = (species == s).astype(a.dtype)[:, None, None]
+                out = out + mask * jnp.einsum("nqc,qmc->nmc", mono, coef[s])
+        result, start = {}, 0
+        for ell in self.ells_out:
+            result[ell] = out[:, start : start + 2 * ell + 1]
+            start += 2 * ell + 1
+        return result
+
+
+def symmetric_contraction_reference(a, weights, species, max_ell_in, ell_out, correlation):
+    """Brute-force ``B`` from the dense ``U`` tensors (for tests): ``a`` [N, D, C], ``weights``
+    ``{nu: [S, K, C]}`` -> [N, 2L + 1, C]."""
+    irreps_in = natural_irreps(max_ell_in)
+    ir = e3nn.Irrep(ell_out, (-1) ** ell_out)
+    a = np.asarray(a, np.float64)
+    out = 0.0
+    letters = "abdefg"
+    for nu in range(1, correlation + 1):
+        basis = e3nn.reduced_symmetric_tensor_product_basis(irreps_in, nu, keep_ir=[ir])
+        u = np.asarray(basis.array, np.float64)
+        if u.shape[-1] == 0:
+            continue
+        u = u.reshape(u.shape[:-1] + (-1, 2 * ell_out + 1))  # [D]*nu + [K, 2L+1]
+        idx = letters[:nu]
+        x = np.einsum(f"{idx}KM," + ",".join(f"z{c}C" for c in idx) + "->zKMC", u, *([a] * nu))
+        w = np.asarray(weights[nu], np.float64)[np.asarray(species)]  # [N, K, C]
+        out = out + np.einsum("zKMC,zKC->zMC", x, w)
+    return out
