@@ -288,6 +288,9 @@ def test_potential_derivatives_and_spectrum_command(tmp_path, capsys):
                                    d["polarizability_derivatives"][i, b], atol=1e-7)
     np.testing.assert_allclose(d["dipole_derivatives"].sum(axis=0), 0.0, atol=1e-10)
     np.testing.assert_allclose(d["hessian"], d["hessian"].T, atol=1e-10)
+    chunked = derivatives(pot, water, dipole=True, chunk_size=4)  # memory-bounded route: same numbers
+    np.testing.assert_allclose(chunked["hessian"], d["hessian"], atol=1e-10)
+    np.testing.assert_allclose(chunked["dipole_derivatives"], d["dipole_derivatives"], atol=1e-12)
 
     pot.save(tmp_path / "model")
     out = tmp_path / "spectrum.png"
