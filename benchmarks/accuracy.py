@@ -100,6 +100,7 @@ def make_protocol(args) -> dict:
         "data": str(Path(args.data).resolve()),
         "n_frames": len(frames),
         "seed": args.seed,
+        "init_seed": args.seed if args.init_seed is None else args.init_seed,
         "split": f"jaxpot.data.split({len(frames)}, [{args.n_train}, {args.n_valid}], seed={args.seed})"
                  + (f", training set cut to its first {args.train_subset}" if args.train_subset else ""),
         "train_indices": i_train.tolist(),
@@ -205,7 +206,7 @@ def run_jaxpot(args) -> dict:
             raise SystemExit(f"{name} energies differ from the protocol's")
     species = proto["species"]
     pot = jaxpot.Potential.create(
-        "painn", species, hp["cutoff"], seed=proto["seed"], e0=proto["e0_eV"], scale=proto["scale"],
+        "painn", species, hp["cutoff"], seed=proto.get("init_seed", proto["seed"]), e0=proto["e0_eV"], scale=proto["scale"],
         dtype=hp["dtype"], features=hp["features"], num_interactions=hp["num_interactions"], num_rbf=hp["num_rbf"],
     )
     t0 = time.perf_counter()
@@ -285,7 +286,7 @@ def run_jaxpot(args) -> dict:
         "hyper": {"features": hp["features"], "num_interactions": hp["num_interactions"], "num_rbf": hp["num_rbf"],
                   "cutoff": hp["cutoff"], "radial_basis": "sin(n pi r/rc)/r (jaxpot.nn.bessel_basis * sqrt(rc/2))",
                   "cutoff_fn": "cosine", "readout": dict(pot.readout), "energy_scale": proto["scale"],
-                  "init": "flax defaults (Dense: LeCun normal, zero bias; Embed: N(0, 1))"},
+                  "init": "backbone: Xavier uniform kernels, zero bias, Embed N(0, 1) (as schnetpack); readout: flax defaults (LeCun normal)"},
         "training": {**tr, "loss": "w_E * MSE(energy per atom) + w_F * MSE(force components)",
                      "ema_decay": 0.0, "swa_start": None, "output": str(out)},
         "versions": {"jaxpot": jaxpot.__version__, "jax": jax.__version__, "numpy": np.__version__},
@@ -464,6 +465,8 @@ def parse_args(argv):
     p.add_argument("--n-valid", type=int, default=50)
     p.add_argument("--train-subset", type=int, default=None, help="use only the first K training indices")
     p.add_argument("--seed", type=int, default=0, help="split, shuffle and initialisation seed")
+    p.add_argument("--init-seed", type=int, default=None,
+                   help="parameter initialisation seed of both codes, if not --seed (to measure seed spread)")
     p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--optimizer", choices=["adam", "amsgrad"], default="adam")
     p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default 5e-4, PaiNN's MD17 value)")

@@ -36,6 +36,7 @@ time step of ``t`` fs is ``t * ase.units.fs``, temperatures enter as ``kT = ase.
 from __future__ import annotations
 
 import functools
+import time
 import warnings
 from typing import Callable, Sequence
 
@@ -523,6 +524,7 @@ def simulate(
       The frames (``ase.Atoms`` with energy and forces attached, momenta, and ``info`` with
       ``step``, ``time`` (fs), ``temperature`` (K), ``kinetic_energy``, ``total_energy``,
       ``reallocations`` (neighbour-list reallocations so far, each re-running a chunk),
+      ``wall_time`` (s since the first chunk was started; the first frame's includes compilation),
       ``conserved_energy`` (NVE: total energy; Nose-Hoover NVT and NPT: jax-md's invariant of
       the extended system, which the integrator conserves);
       ``volume`` and ``pressure`` (GPa) for NPT; ``dipole`` where the potential has one),
@@ -688,7 +690,7 @@ def simulate(
         )
         frame.info.update(
             step=step, time=step * timestep, temperature=2.0 * ke / (dof * units.kB), kinetic_energy=ke,
-            total_energy=e_pot + ke, reallocations=reallocations,
+            total_energy=e_pot + ke, reallocations=reallocations, wall_time=time.perf_counter() - wall_start,
         )
         if "conserved_energy" in obs:
             frame.info["conserved_energy"] = float(obs["conserved_energy"])
@@ -701,6 +703,7 @@ def simulate(
             ase.io.write(handle, frame, format="extxyz")
             handle.flush()
 
+    wall_start = time.perf_counter()
     try:
         ref_scale = jnp.cbrt(jnp.abs(jnp.linalg.det(box0))) if ensemble == "npt" else jnp.ones(())
         state, nbrs, ref_scale, obs = run_chunk(state, nbrs, ref_scale, jnp.int32(0), True)

@@ -157,7 +157,7 @@ def main(argv=None) -> int:
     n_edges_train = int(sum(s[props.idx_i].shape[0] for s in train_samples))
 
     # ---- model ----
-    torch.manual_seed(proto["seed"])
+    torch.manual_seed(proto.get("init_seed", proto["seed"]))
     if hp["peer_radial_basis"] == "bessel":
         rbf = spk.nn.BesselRBF(n_rbf=hp["num_rbf"], cutoff=hp["cutoff"])
     else:

@@ -10,24 +10,28 @@ parameter tree or its saved checkpoints.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import flax.linen as nn
 import jax.numpy as jnp
 
 
 class DenseParams(nn.Module):
-    """``kernel`` [in, features] (LeCun normal) and ``bias`` [features] (zeros), as ``nn.Dense``.
+    """``kernel`` [in, features] and ``bias`` [features] (zeros), as ``nn.Dense``.
 
     Attributes:
       features: output width.
       use_bias: declare a bias (``None`` is returned otherwise).
+      kernel_init: initialiser of the kernel (``nn.Dense``'s default, LeCun normal).
     """
 
     features: int
     use_bias: bool = True
+    kernel_init: Callable = nn.initializers.lecun_normal()
 
     @nn.compact
     def __call__(self, in_features: int):
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (in_features, self.features), jnp.float32)
+        kernel = self.param("kernel", self.kernel_init, (in_features, self.features), jnp.float32)
         if not self.use_bias:
             return kernel, None
         return kernel, self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
