@@ -306,7 +306,10 @@ class Potential:
         self.e0 = np.asarray(self.e0, dtype=np.float64).reshape(len(self.species))
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
-        self.heads = {k: dict(v) for k, v in (self.heads or {}).items()}
+        # lists (from JSON or YAML) as tuples: flax module fields must be hashable
+        self.heads = {
+            k: {o: tuple(x) if isinstance(x, list) else x for o, x in dict(v).items()} for k, v in (self.heads or {}).items()
+        }
         unknown = sorted(set(self.heads) - set(HEADS))
         if unknown:
             raise ValueError(f"unknown head(s) {unknown}; known: {sorted(HEADS)}")

@@ -7,6 +7,8 @@ Example::
       cutoff: 5.0
       dtype: float32
       hparams: {features: 64, num_interactions: 3}
+      properties: [dipole]   # tensor heads besides the energy: dipole, polarizability
+                             # (or a mapping to head options, see jaxpot.heads)
     data:
       train: data/train.xyz
       valid: null            # or a file; else valid_fraction of train
@@ -17,7 +19,7 @@ Example::
       e0: fit                # fit | isolated | a file with isolated atoms | {H: -13.6, ...}
       batch_size: 5
       seed: 0
-    training: {epochs: 100, learning_rate: 0.001, weights: {energy: 1, forces: 100}}
+    training: {epochs: 100, learning_rate: 0.001, weights: {energy: 1, forces: 100, dipole: 1}}
     output: runs/painn
 
 Unknown or mistyped keys are errors that name them (with the closest valid key).
@@ -43,6 +45,7 @@ class ModelConfig:
     hparams: dict = dataclasses.field(default_factory=dict)
     species: list | None = None  # default: every element in the training data
     seed: int = 0
+    properties: list | dict | None = None  # tensor heads: [dipole, polarizability] or {name: options}
 
 
 @dataclasses.dataclass
@@ -129,6 +132,9 @@ def config_from_dict(raw: dict) -> Config:
     )
     if not config.data.train:
         raise ValueError("data.train is required: the file with the training structures")
+    from jaxpot.potential import head_options
+
+    head_options(config.model.properties)  # unknown heads or head options are errors now
     from jaxpot.models import hyperparameters
 
     known = set(hyperparameters(config.model.name)) - {"num_species", "cutoff"}

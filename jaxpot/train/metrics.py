@@ -8,11 +8,20 @@ import numpy as np
 from jaxpot.graph import graph_mask, node_mask
 
 
+# Named tensor components reported on their own (the polarizability's six unique ones).
+COMPONENTS = {
+    "dipole": (("x", (0,)), ("y", (1,)), ("z", (2,))),
+    "polarizability": (("xx", (0, 0)), ("yy", (1, 1)), ("zz", (2, 2)), ("xy", (0, 1)), ("xz", (0, 2)), ("yz", (1, 2))),
+}
+
+
 class ErrorMetrics:
     """Accumulates absolute and squared errors; ``result()`` gives MAE and RMSE.
 
     Energies are reported per atom (``energy_per_atom``) and per structure (``energy``);
-    forces, stress, dipole and polarizability per component. Units are the data's (eV, eV/Å,
+    forces, stress, dipole and polarizability per component, over all components and for each
+    one (``dipole_x`` .. ``dipole_z``; ``polarizability_xx``, ``_yy``, ``_zz``, ``_xy``,
+    ``_xz``, ``_yz``). Units are the data's (eV, eV/Å,
     eV/Å³, e·Å, Å³). Keeps the values too, for parity plots.
     """
 
@@ -43,6 +52,8 @@ class ErrorMetrics:
                 self._add(key, p, r)
                 if key == "energy":
                     self._add("energy_per_atom", p / n_node[w], r / n_node[w])
+                for name, index in COMPONENTS.get(key, ()):
+                    self._add(f"{key}_{name}", p[(slice(None),) + index], r[(slice(None),) + index])
         if "forces" in pred and "forces" in graph.nodes:
             w_graph = gmask & (np.asarray(graph.globals.get("weight_forces", np.ones_like(gmask))) > 0)
             nodes = np.asarray(node_mask(graph)) & np.repeat(w_graph, n_node)

@@ -18,6 +18,8 @@ def _e0(config: Config, structures, species):
     from jaxpot.data import e0_from_isolated_atoms, fit_e0, read
 
     spec = config.data.e0
+    if spec == "fit" and not any("energy" in a.info for a in structures):
+        return np.zeros(len(species))  # data without energies (e.g. polarizabilities only)
     if spec == "fit":
         return fit_e0(structures, species)
     if spec == "isolated":
@@ -33,6 +35,19 @@ def _e0(config: Config, structures, species):
     if isinstance(spec, str) and Path(spec).exists():
         return e0_from_isolated_atoms(read(spec, keys=config.data.keys, units=config.data.units), species)
     raise ValueError(f"data.e0 must be 'fit', 'isolated', a file of isolated atoms or a mapping, got {spec!r}")
+
+
+def head_properties(properties, structures) -> dict:
+    """Head options of ``properties`` with the polarizability head's shift and scale fitted
+    to ``structures`` (``jaxpot.heads.polarizability_statistics``) unless given."""
+    from jaxpot.heads import polarizability_statistics
+    from jaxpot.potential import head_options
+
+    heads = head_options(properties)
+    if "polarizability" in heads and any("polarizability" in a.info for a in structures):
+        fitted = polarizability_statistics(structures)
+        heads["polarizability"] = {**fitted, **heads["polarizability"]}
+    return heads
 
 
 def run(config: Config, *, max_steps: int | None = None) -> dict:
@@ -70,7 +85,8 @@ def run(config: Config, *, max_steps: int | None = None) -> dict:
     potential = jaxpot.Potential.create(
         config.model.name, species, config.model.cutoff, seed=config.model.seed, e0=e0,
         scale=float(stats["force_rms"]) if stats.get("force_rms") else 1.0,
-        dtype=config.model.dtype, **config.model.hparams,
+        dtype=config.model.dtype, properties=head_properties(config.model.properties, train_set),
+        **config.model.hparams,
     )
     budget = {"max_atoms": d.max_atoms, "max_edges": d.max_edges}
     train_loader = GraphLoader(train_set, config.model.cutoff, species, d.batch_size, seed=d.seed, **budget)
@@ -93,6 +109,10 @@ def run(config: Config, *, max_steps: int | None = None) -> dict:
         ref, pred = errors.parity("forces")
         if ref.size:
             plot_parity(ref, pred, "force component", "meV/Å", out / f"parity_forces_{name}.png", scale=1e3)
+        for key, unit in (("dipole", "e·Å"), ("polarizability", "Å³")):
+            ref, pred = errors.parity(key)
+            if ref.size:
+                plot_parity(ref, pred, f"{key} component", unit, out / f"parity_{key}_{name}.png")
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 

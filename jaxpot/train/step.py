@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxpot.potential import energy_and_forces, energy_forces_stress
+from jaxpot.potential import energy_and_forces, energy_forces_stress, predict as predict_outputs
 from jaxpot.train.losses import squared_errors, weighted_loss
 from jaxpot.train.optim import ema_update
 
@@ -28,8 +28,16 @@ class TrainState(NamedTuple):
     ema_params: Any
 
 
-def make_predict(energy_fn: Callable, stress: bool) -> Callable:
-    """``(params, graph) -> {"energy", "forces"[, "stress"]}``."""
+def make_predict(energy_fn: Callable, stress: bool, *, outputs_fn: Callable | None = None,
+                 forces: bool = True) -> Callable:
+    """``(params, graph) -> {"energy", "forces"[, "stress"]}``.
+
+    With ``outputs_fn`` (``Potential.outputs_fn``, a potential with tensor heads) the heads'
+    outputs ("dipole", "polarizability", "charges") come from the same forward pass, and
+    ``forces=False`` skips the backward pass (data without force labels).
+    """
+    if outputs_fn is not None:
+        return predict_outputs(outputs_fn, forces=forces or stress, stress=stress)
     if stress:
         efs = energy_forces_stress(energy_fn)
 

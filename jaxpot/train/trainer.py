@@ -13,7 +13,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -43,7 +43,9 @@ class TrainingOptions:
     Loss weights multiply mean squared errors of energy per atom (eV/atom)², forces (eV/Å)²,
     stress (eV/Å³)², dipole (e·Å)² and polarizability (Å³)². From ``swa_start`` (a fraction
     of the epochs) on, ``swa_weights`` replace ``weights`` — MACE raises the energy weight
-    late in training this way.
+    late in training this way. Dipole and polarizability are trained when the potential has
+    that head and the data the label; their weights default to 1 (``_weights``) when neither
+    table names them.
     """
 
     epochs: int = 100
@@ -83,10 +85,41 @@ class TrainResult:
     output: Path
 
 
+# Weights of the tensor heads when the configuration names them in neither table.
+_HEAD_WEIGHT_DEFAULT = 1.0
+
+
 def _weights(options: TrainingOptions, epoch: int, dtype) -> dict:
     late = options.swa_start is not None and epoch >= math.floor(options.swa_start * options.epochs)
     table = options.swa_weights if late else options.weights
-    return {k: jnp.asarray(float(table.get(k, 0.0)), dtype) for k in QUANTITIES}
+
+    def weight(k: str) -> float:
+        if k in ("dipole", "polarizability") and k not in options.weights and k not in options.swa_weights:
+            return _HEAD_WEIGHT_DEFAULT
+        return float(table.get(k, 0.0))
+
+    return {k: jnp.asarray(weight(k), dtype) for k in QUANTITIES}
+
+
+def data_labels(loader) -> set[str]:
+    """Labels the loader's batches carry ("energy", "forces", "dipole", ...)."""
+    for batch in loader.epoch(0):
+        keys = {k for k in batch.globals if k in QUANTITIES} | {k for k in batch.nodes if k in QUANTITIES}
+        return keys
+    return set()
+
+
+def make_potential_predict(potential: Potential, loader, stress: bool) -> Callable:
+    """The prediction the trainer compares with ``loader``'s labels.
+
+    A potential without tensor heads keeps the energy-and-forces path; one with heads
+    predicts them from the same forward pass, and skips forces when the data has none
+    (a polarizability-only data set needs no backward pass through the model).
+    """
+    if not potential.heads:
+        return make_predict(potential.energy_fn, stress)
+    labels = data_labels(loader)
+    return make_predict(potential.energy_fn, stress, outputs_fn=potential.outputs_fn, forces="forces" in labels)
 
 
 def _grouped(batches, size: int):
@@ -119,7 +152,7 @@ def evaluate(potential: Potential, loader, *, stress: bool | None = None, keep_v
              params=None, num_devices: int | None = None) -> tuple[dict, ErrorMetrics]:
     """MAE/RMSE of ``potential`` (or ``params``) over every batch of ``loader``."""
     stress = _has_stress(loader) if stress is None else stress
-    predict = make_predict(potential.energy_fn, stress)
+    predict = make_potential_predict(potential, loader, stress)
     mesh = device_mesh(num_devices)
     eval_step = make_eval_step(predict)
     metrics = ErrorMetrics(keep_values=keep_values)
@@ -143,6 +176,16 @@ def _valid_loss(result: dict, weights: dict) -> float:
     names = {"energy": "energy_per_atom_rmse", "forces": "forces_rmse", "stress": "stress_rmse",
              "dipole": "dipole_rmse", "polarizability": "polarizability_rmse"}
     return float(sum(float(w) * result[names[k]] ** 2 for k, w in weights.items() if names[k] in result and float(w) > 0))
+
+
+def _summary(result: dict) -> str:
+    """One line of validation MAEs, for the quantities that were evaluated."""
+    parts = []
+    for key, label, factor, unit in (("energy_per_atom", "E", 1e3, "meV/atom"), ("forces", "F", 1e3, "meV/Å"),
+                                     ("dipole", "mu", 1.0, "e·Å"), ("polarizability", "alpha", 1.0, "Å³")):
+        if f"{key}_mae" in result:
+            parts.append(f"{label} {result[f'{key}_mae'] * factor:.4g} {unit}")
+    return ", ".join(parts) if parts else "no labels"
 
 
 def train(
@@ -169,7 +212,11 @@ def train(
     dtype = DTYPES[potential.dtype]
     mesh = device_mesh(options.devices)
     stress = _has_stress(train_loader)
-    predict = make_predict(potential.energy_fn, stress)
+    predict = make_potential_predict(potential, train_loader, stress)
+    unweighted = [k for k in potential.heads if k in data_labels(train_loader)
+                  and float(_weights(options, 0, jnp.float64)[k]) == 0.0]
+    if unweighted:
+        print(f"jaxpot: training.weights gives {unweighted} no weight; those heads will not be trained")
     optimizer = make_optimizer(options.optimizer, options.clip_norm, options.weight_decay)
     train_step = make_train_step(predict, optimizer, options.ema_decay)
     eval_step = make_eval_step(predict)
@@ -259,10 +306,8 @@ def train(
                     potential.replace(params=jax.tree_util.tree_map(np.asarray, state.ema_params)).save(out / "model")
                     record["best"] = True
                 if progress is not None:
-                    e_mae = result.get("energy_per_atom_mae", float("nan")) * 1e3
-                    f_mae = result.get("forces_mae", float("nan")) * 1e3
-                    progress.write(f"epoch {epoch:4d}  loss {record['train_loss']:.4g}  valid: E {e_mae:.2f} meV/atom, "
-                                   f"F {f_mae:.1f} meV/Å{'  *best*' if record.get('best') else ''}")
+                    progress.write(f"epoch {epoch:4d}  loss {record['train_loss']:.4g}  valid: {_summary(result)}"
+                                   f"{'  *best*' if record.get('best') else ''}")
             history.append(record)
             with history_file.open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
