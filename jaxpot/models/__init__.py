@@ -6,7 +6,7 @@ Every backbone maps a padded ``jraph.GraphsTuple`` to node features ``e3nn.Irrep
 
 from jaxpot.models import painn, schnet  # noqa: F401  (registers the models)
 from jaxpot.models import mace  # noqa: F401
-from jaxpot.models import nequip  # noqa: F401
+from jaxpot.models import nequip, segnn  # noqa: F401
 from jaxpot.models import gnnlf  # noqa: F401
 from jaxpot.models.registry import available, build, hyperparameters, register, small_hyperparameters
 
