@@ -25,6 +25,7 @@ from jaxpot.spectra import (
     raman_activities,
     raman_spectrum,
     tensor_derivatives,
+    tensors_along,
 )
 from jaxpot.spectra.units import BOHR, HARTREE, KM_PER_MOL_PER_E2_AMU, SPEED_OF_LIGHT
 
@@ -287,6 +288,9 @@ def test_potential_derivatives_and_spectrum_command(tmp_path, capsys):
         np.testing.assert_allclose((rp["polarizability"] - rm["polarizability"]) / (2 * eps),
                                    d["polarizability_derivatives"][i, b], atol=1e-7)
     np.testing.assert_allclose(d["dipole_derivatives"].sum(axis=0), 0.0, atol=1e-10)
+    along = tensors_along(pot, [plus, minus])
+    np.testing.assert_allclose(along["dipoles"], [rp["dipole"], rm["dipole"]], atol=1e-12)
+    np.testing.assert_allclose(along["polarizabilities"][1], rm["polarizability"], atol=1e-12)
     np.testing.assert_allclose(d["hessian"], d["hessian"].T, atol=1e-10)
     chunked = derivatives(pot, water, dipole=True, chunk_size=4)  # memory-bounded route: same numbers
     np.testing.assert_allclose(chunked["hessian"], d["hessian"], atol=1e-10)

@@ -41,13 +41,14 @@ class HarmonicSpectrum:
         return self.modes.wavenumbers
 
     def table(self) -> str:
-        """A plain-text table: mode, wavenumber (cm⁻¹), IR (km/mol), Raman (Å⁴/amu), depolarisation."""
+        """A plain-text table: mode, wavenumber (cm⁻¹; imaginary ones with an "i"), IR (km/mol),
+        Raman (Å⁴/amu), depolarisation ratio."""
         head = f"{'mode':>4} {'cm^-1':>10}"
         head += f" {'IR km/mol':>11}" if self.ir is not None else ""
         head += f" {'Raman A^4/amu':>14} {'depol':>7}" if self.raman is not None else ""
         rows = [head]
         for k, nu in enumerate(self.wavenumbers):
-            row = f"{k:>4d} {nu:>10.2f}" + ("i" if nu < 0 else "")
+            row = f"{k:>4d} {abs(nu):>9.2f}" + ("i" if nu < 0 else " ")  # imaginary modes: 123.45i
             row += f" {self.ir[k]:>11.3f}" if self.ir is not None else ""
             row += f" {self.raman[k]:>14.3f} {self.depolarization[k]:>7.3f}" if self.raman is not None else ""
             rows.append(row)

@@ -186,3 +186,16 @@ def trajectory_arrays(frames) -> dict[str, np.ndarray]:
         if all(key in f.info for f in frames):
             out[name] = np.stack([np.asarray(f.info[key], np.float64).reshape(shape) for f in frames])
     return out
+
+
+def tensors_along(potential, frames, dipole: bool = True, polarizability: bool = True) -> dict[str, np.ndarray]:
+    """A model's ``dipoles`` [T, 3] e·Å and ``polarizabilities`` [T, 3, 3] Å³ along ``frames``
+    (``Potential.calculate`` per frame; one compilation per shape bucket). Raises ValueError
+    when the potential lacks an asked-for head."""
+    frames = list(frames)
+    wanted = [k for k, on in (("dipole", dipole), ("polarizability", polarizability)) if on]
+    for key in wanted:
+        getattr(potential, f"{key}_fn")()  # a ValueError that says how to get the head
+    results = [potential.calculate(f) for f in frames]
+    names = {"dipole": "dipoles", "polarizability": "polarizabilities"}
+    return {names[k]: np.stack([np.asarray(r[k], np.float64) for r in results]) for k in wanted}
