@@ -75,8 +75,11 @@ def test_padding_layout():
 
 def test_default_sizes_are_buckets():
     g = from_atoms(ethanol(), 3.0, SPECIES)
-    assert g.nodes["positions"].shape[0] == bucket_size(10)
+    assert g.nodes["positions"].shape[0] == bucket_size(9) + 1  # the padding node on top
     assert g.senders.shape[0] == bucket_size(int(g.n_edge[0]))
+    # a ladder-sized structure is not pushed a whole rung up by the padding node
+    si = bulk("Si", "diamond", a=5.43, cubic=True).repeat((2, 2, 2))
+    assert from_atoms(si, 3.0, [14]).nodes["positions"].shape[0] == 64 + 1
 
 
 def test_batch_unbatch_round_trip():
