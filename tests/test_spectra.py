@@ -17,6 +17,7 @@ from jaxpot.nn import graph_sum
 from jaxpot.spectra import (
     analyse,
     broaden,
+    compare,
     derivatives,
     harmonic_analysis,
     ir_spectrum,
@@ -76,6 +77,8 @@ def test_orca_fixture_frequencies_ir_raman():
     full = projected_wavenumbers(hessian, masses, positions)
     assert np.sum(np.abs(full) < 0.01) == 6
     np.testing.assert_allclose(np.sort(full)[6:], spectrum.wavenumbers, atol=1e-6)
+    same = compare(spectrum, spectrum, match="overlap")
+    assert same["rms_wavenumber"] == 0.0 and abs(same["ir_correlation"] - 1.0) < 1e-12
     # The fixture's geometry is not a minimum: without projection the rotations mix in.
     assert np.abs(harmonic_analysis(hessian, masses, project=False).wavenumbers[6:] - spectrum.wavenumbers).max() > 1.0
 
