@@ -286,7 +286,7 @@ def run_jaxpot(args) -> dict:
         "hyper": {"features": hp["features"], "num_interactions": hp["num_interactions"], "num_rbf": hp["num_rbf"],
                   "cutoff": hp["cutoff"], "radial_basis": "sin(n pi r/rc)/r (jaxpot.nn.bessel_basis * sqrt(rc/2))",
                   "cutoff_fn": "cosine", "readout": dict(pot.readout), "energy_scale": proto["scale"],
-                  "init": "backbone: Xavier uniform kernels, zero bias, Embed N(0, 1) (as schnetpack); readout: flax defaults (LeCun normal)"},
+                  "init": "backbone: Xavier uniform kernels, zero bias, embedding N(0, 1) (as schnetpack); readout: flax defaults (LeCun normal)"},
         "training": {**tr, "loss": "w_E * MSE(energy per atom) + w_F * MSE(force components)",
                      "ema_decay": 0.0, "swa_start": None, "output": str(out)},
         "versions": {"jaxpot": jaxpot.__version__, "jax": jax.__version__, "numpy": np.__version__},

@@ -33,6 +33,9 @@ EDGE_CHUNK = 512
 # epochs of the rMD17-ethanol protocol (benchmarks/accuracy.py).
 KERNEL_INIT = nn.initializers.glorot_uniform()
 Dense = functools.partial(nn.Dense, kernel_init=KERNEL_INIT)
+# Element embeddings N(0, 1), as the reference's torch.nn.Embedding; flax's default scales them
+# by 1/sqrt(F) (std 0.09 at F = 128), which starts every scalar channel ~11x smaller.
+EMBEDDING_INIT = nn.initializers.normal(stddev=1.0)
 
 
 def _radial_parts(r, cutoff, num_rbf):
@@ -193,7 +196,9 @@ class PaiNN(nn.Module):
         filter_kernel = jnp.concatenate([kernel, bias[None]], axis=0).astype(dtype)  # [R + 1, T * 3F]
         filter_kernels = jnp.split(filter_kernel, self.num_interactions, axis=-1)
 
-        s = nn.Embed(self.num_species, f, name="embedding")(graph.nodes["species"]).astype(positions.dtype)
+        s = nn.Embed(self.num_species, f, embedding_init=EMBEDDING_INIT, name="embedding")(
+            graph.nodes["species"]
+        ).astype(positions.dtype)
         v = None  # zero vectors (Sec. 4), known at trace time
         for t in range(self.num_interactions):
             s, v = PaiNNMessage(f, name=f"message_{t}")(
