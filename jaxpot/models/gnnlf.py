@@ -45,24 +45,25 @@ def _frame_messages(nodes, edge_chunk, senders):
 
 
 def local_frames(h, weight, unit, senders, receivers, num_nodes):
-    """Frames ``E_i = sum_j (h_j * w_ij) ⊗ u_ij`` [N, 3, F] (paper Sec. 5, "frame").
+    """Frames ``E_i = sum_j (h_j * w_ij) ⊗ u_ij`` [N, 3, F] (the paper's local frame).
 
     ``F`` equivariant (1o) vectors per atom, a learned weighted sum of its neighbour
     directions. They are neither normalised nor orthogonalised: where the environment is
     symmetric (a linear molecule, a Td or Oh site) the frame degenerates to low rank or to zero
-    and every projection on it goes to zero continuously, so the energy stays smooth and
-    invariant there (the paper's "degenerate frames", Sec. 6).
+    and the projections on it shrink continuously, so the energy stays smooth and invariant
+    there. (The paper: symmetric environments admit only degenerate frames, and the reduced
+    degrees of freedom there need fewer projections.)
     """
     return edge_sum(_frame_messages, (h,), (weight, unit), senders, receivers, num_nodes, EDGE_CHUNK)
 
 
 def frame_projections(frames, query, key, unit, senders, receivers):
-    """Invariant edge features from the frames, [E, F] each (paper Sec. 5).
+    """Invariant edge features from the frames, [E, F] each.
 
     Coordinate projection ``<E_i, u_ij>`` (the neighbour direction expressed in the frame of
     ``i``) and frame-frame projection ``<W_q E_i, W_k E_j>`` (how the frames of ``i`` and ``j``
-    are oriented relative to each other), per channel. Both are O(3) invariant: dot products
-    of two 1o vectors.
+    are oriented relative to each other), per channel (the paper's two projections). Both are
+    O(3) invariant: dot products of two 1o vectors.
     """
     coordinate = jnp.einsum("exf,ex->ef", frames[receivers], unit)
     frame_frame = jnp.sum(query[receivers] * key[senders], axis=1)
@@ -75,7 +76,7 @@ def _filter_messages(nodes, edge_chunk, senders):
     return h[senders] * filters
 
 
-@register("gnnlf", small={"features": 16, "num_interactions": 2, "num_rbf": 8})
+@register("gnnlf", small={"features": 16, "num_interactions": 1, "num_rbf": 8})
 class GNNLF(nn.Module):
     """GNN-LF backbone: invariant atom features ``F x 0e``.
 
