@@ -93,19 +93,20 @@ def test_irrep2e_to_matrix_rotates_as_rank2_tensor():
 
 
 def test_save_load_and_api(tmp_path):
-    pot = tensor_potential("painn").astype("float32")
+    pot = tensor_potential("painn")
     assert pot.heads.keys() == set(PROPERTIES) and "dipole" in pot.properties
     pot.save(tmp_path / "m")
     loaded = jaxpot.load(tmp_path / "m")
-    assert loaded.heads == pot.heads and loaded.dtype == "float32"
+    assert loaded.heads == pot.heads and loaded.dtype == "float64"
+    assert loaded.astype("float32").heads == pot.heads
+    same = jax.tree_util.tree_map(lambda x, y: bool(np.array_equal(x, y)), pot.params, loaded.params)
+    assert all(jax.tree_util.tree_leaves(same)) and "dipole_head" in loaded.params["params"]
     atoms = ethanol()
-    loaded64 = loaded.astype("float64")
-    a, b = pot.calculate(atoms), loaded64.calculate(atoms)
-    for key in ("energy", "dipole", "polarizability", "charges"):
-        np.testing.assert_allclose(b[key], a[key], atol=1e-4, rtol=1e-4)
+    b = loaded.calculate(atoms)
+    np.testing.assert_allclose(b["charges"].sum(), 0.0, atol=1e-12)
     # pure functions for derivatives w.r.t. positions (spectra): [G, 3], [G, 3, 3]
-    g = loaded64.prepare(loaded64.graph(atoms))
-    mu, alpha = jax.jit(lambda p, g: (loaded64.dipole_fn()(p, g), loaded64.polarizability_fn()(p, g)))(loaded64.params, g)
+    g = loaded.prepare(loaded.graph(atoms))
+    mu, alpha = jax.jit(lambda p, g: (loaded.dipole_fn()(p, g), loaded.polarizability_fn()(p, g)))(loaded.params, g)
     assert mu.shape == (2, 3) and alpha.shape == (2, 3, 3)
     np.testing.assert_allclose(mu[0], b["dipole"], atol=1e-12)
     np.testing.assert_allclose(alpha[0], b["polarizability"], atol=1e-12)

@@ -17,7 +17,7 @@ def _pyplot():
 
 
 def plot_learning_curves(history: list[dict], path) -> Path:
-    """Training loss and validation errors (meV/atom, meV/Å) against epoch."""
+    """Training loss and validation errors (meV/atom, meV/Å, e·Å, Å³) against epoch."""
     plt = _pyplot()
     epochs = [h["epoch"] for h in history]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -27,7 +27,8 @@ def plot_learning_curves(history: list[dict], path) -> Path:
     axes[0].set_xlabel("epoch")
     axes[0].set_ylabel("weighted loss")
     axes[0].legend()
-    for key, label, scale in (("energy_per_atom_mae", "energy MAE (meV/atom)", 1e3), ("forces_mae", "force MAE (meV/Å)", 1e3)):
+    for key, label, scale in (("energy_per_atom_mae", "energy MAE (meV/atom)", 1e3), ("forces_mae", "force MAE (meV/Å)", 1e3),
+                              ("dipole_mae", "dipole MAE (e·Å)", 1.0), ("polarizability_mae", "polarizability MAE (Å³)", 1.0)):
         values = [h.get("valid", {}).get(key) for h in history]
         if any(v is not None for v in values):
             axes[1].semilogy(epochs, [np.nan if v is None else v * scale for v in values], label=label)
