@@ -575,7 +575,9 @@ class Potential:
 
         Returns:
           One dict per structure, in order: ``energy`` (float eV), ``forces`` ([n, 3] eV/Å) and,
-          with ``stress`` and a periodic cell, ``stress`` ([6] eV/Å³, ASE's Voigt order).
+          with ``stress`` and a periodic cell, ``stress`` ([6] eV/Å³, ASE's Voigt order); with
+          tensor heads also ``charges`` ([n] e), ``dipole`` ([3] e·Å), ``polarizability``
+          ([3, 3] Å³), every structure taken as neutral.
         """
         from tqdm.auto import tqdm
 
@@ -591,7 +593,13 @@ class Potential:
         plan = loader.batch_indices(0)
         out: list[dict[str, Any]] = [{} for _ in frames]
         for indices, g in tqdm(zip(plan, loader.epoch(0)), total=len(plan), disable=not progress, desc="evaluate"):
-            if stress:
+            heads: dict[str, np.ndarray] = {}
+            if self.heads:
+                fn = self._jit(f"predict_{bool(stress)}", lambda: self.predict_fn(True, bool(stress)))
+                pred = {k: np.asarray(v, dtype=np.float64) for k, v in fn(self.params, self.prepare(g)).items()}
+                e, f, s = pred.pop("energy"), pred.pop("forces"), pred.pop("stress", None)
+                heads = pred
+            elif stress:
                 e, f, s = (np.asarray(x, dtype=np.float64) for x in self.energy_forces_stress(g))
             else:
                 e, f = (np.asarray(x, dtype=np.float64) for x in self.energy_and_forces(g))
@@ -600,6 +608,8 @@ class Potential:
                 result = {"energy": float(e[k]), "forces": f[offsets[k] : offsets[k + 1]].copy()}
                 if stress and np.any(frames[i].pbc):
                     result["stress"] = matrix_to_voigt(s[k])
+                for key, value in heads.items():
+                    result[key] = (value[offsets[k] : offsets[k + 1]] if key == "charges" else value[k]).copy()
                 out[i] = result
         return out
 

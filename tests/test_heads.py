@@ -110,6 +110,10 @@ def test_save_load_and_api(tmp_path):
     assert mu.shape == (2, 3) and alpha.shape == (2, 3, 3)
     np.testing.assert_allclose(mu[0], b["dipole"], atol=1e-12)
     np.testing.assert_allclose(alpha[0], b["polarizability"], atol=1e-12)
+    many = loaded.evaluate([atoms, acetamide()], batch_size=2)
+    np.testing.assert_allclose(many[0]["dipole"], b["dipole"], atol=1e-10)
+    np.testing.assert_allclose(many[0]["polarizability"], b["polarizability"], atol=1e-10)
+    assert many[1]["charges"].shape == (len(acetamide()),)
     calc = jaxpot.Calculator(loaded)
     atoms.calc = calc
     assert atoms.get_dipole_moment().shape == (3,) and "polarizability" in calc.results
