@@ -126,15 +126,15 @@ class NequIP(nn.Module):
 
     * edges: spherical harmonics ``Y(r_ij / |r_ij|)`` up to ``l_max`` (component normalised)
       and the radial embedding ``B(r) u(r)``: ``num_bessel`` Bessel functions
-      ``sqrt(2/r_c) sin(n pi r / r_c) / r`` (Eq. 8, fixed frequencies as in the reference
-      code's default) times the polynomial cutoff of degree ``p`` (Eq. 9, DimeNet's envelope);
+      ``sqrt(2/r_c) sin(n pi r / r_c) / r`` (fixed frequencies, as the reference code's
+      default) times the polynomial cutoff of degree ``p`` (DimeNet's envelope);
     * convolution (Eq. 3-5): ``R(r) = MLP(B(r) u(r))`` (SiLU, no biases), one weight per
       tensor-product path and channel; tensor product of the neighbour's features with
       ``Y``, summed over neighbours and divided by ``sqrt(avg_num_neighbors)``;
     * self-interaction (linear layers before and after the convolution) and self-connection
       (species-dependent linear map; none in the first layer, so an isolated atom's features
       depend on its species only);
-    * gated non-linearity (Eq. 6, Weiler et al. 2018): even scalars SiLU, odd scalars tanh,
+    * gated non-linearity (Weiler et al. 2018): even scalars SiLU, odd scalars tanh,
       gates SiLU (even) / tanh (odd).
 
     Species enter through a learned embedding to ``F x 0e``. Features of layer ``t`` are
@@ -144,8 +144,11 @@ class NequIP(nn.Module):
     False for heads that need vectors or tensors).
 
     Defaults are the reference implementation's (nequip ``NequIPGNNModel``): 4 layers,
-    F = 32, l_max = 1, parity, 8 Bessel functions, p = 6, radial MLP 2 x 64. The paper's
-    models use 4-6 layers and l_max up to 3 (Methods).
+    F = 32, l_max = 1, parity, 8 Bessel functions, p = 6, radial MLP 2 x 64 (the paper
+    compares l_max = 0..3). One difference from recent nequip versions: their
+    self-connection is a tensor product with the learned ``F x 0e`` type embedding (F times
+    more weights); here, as in the paper, it is linear in the features with one weight set per
+    species (a tensor product with the one-hot species).
 
     Attributes:
       num_species: size of the species table (set by the Potential).
