@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""CPU/accelerator speed of jaxpot models: median jitted energy + forces, with an optional
-peer (SchNetPack PaiNN) timed in the same command.
+"""CPU/accelerator speed of jaxpot models: median jitted energy + forces, with optional
+peers (SchNetPack PaiNN, mace-torch MACE) timed in the same command.
 
 For each (model, case, dtype) a fresh subprocess builds ``jaxpot.Potential.create(...)`` with
 random weights, builds the graph through the public API and times
@@ -38,7 +38,15 @@ run on).  So --threads N pins each child to its first N allowed CPUs (os.sched_s
 before jax is imported); with N >= the CPUs allowed, nothing changes.  The peer gets
 torch.set_num_threads(N) through its own --threads.
 
+With ``--peer mace-torch`` the peer is ``mace_torch_speed.py`` (interpreter
+$PEERS/torch-venv/bin/python) with jaxpot MACE's hyperparameters (r_max 5, num_bessel 8,
+num_polynomial_cutoff 5, max_ell 3, 2 interactions, 128x0e+128x1o, correlation 3, 16x0e
+readout MLP, radial MLP [64, 64, 64]; avg_num_neighbors does not change the cost); the table
+adds each time as a fraction of the roofline of shared/bench/mace_roofline.md (ROOFLINE_MS).
+
 Examples:
+  # MACE vs mace-torch: 3bpa and Si 64/216/512, float32 and float64, ratios and roofline
+  python benchmarks/speed.py --models mace --peer mace-torch --cases 3bpa,si64,si216,si512
   # the full comparison (PaiNN vs SchNetPack, both dtypes, all cases), tables at the end
   python benchmarks/speed.py --models painn,schnet --peer schnetpack --out results/speed.jsonl
   # smoke check: a few repeats on small cases
@@ -66,15 +74,36 @@ CASES = ["ethanol", "3bpa", "3bpa_data", "si64", "si216", "si512", "si4096", "wa
 QUICK_CASES = ["ethanol", "3bpa", "si64"]
 SI_SIZES = ["si64", "si216", "si512", "si4096"]
 SI_REFERENCE = "si216"
-PEER_CASES = {"schnetpack": ["3bpa", "si64", "si216", "si512"]}
-PEER_MODEL = {"schnetpack": "painn"}  # the jaxpot model a peer is compared with
-PEER_SCRIPT = {"schnetpack": "painn_schnetpack_speed.py"}
+PEER_CASES = {"schnetpack": ["3bpa", "si64", "si216", "si512"], "mace-torch": ["3bpa", "si64", "si216", "si512"]}
+PEER_MODEL = {"schnetpack": "painn", "mace-torch": "mace"}  # the jaxpot model a peer is compared with
+PEER_LABEL = {"schnetpack": "PaiNN", "mace-torch": "MACE"}  # the peer records' "model" field
+PEER_SCRIPT = {"schnetpack": "painn_schnetpack_speed.py", "mace-torch": "mace_torch_speed.py"}
+PEER_VENV = {"schnetpack": "spk-venv", "mace-torch": "torch-venv"}
+# NequIP vs the nequip package (nequip_speed.py, eager PyTorch, its default mode)
+PEER_CASES["nequip"] = ["3bpa", "si64", "si216", "si512"]
+PEER_MODEL["nequip"], PEER_LABEL["nequip"] = "nequip", "NequIP"
+PEER_SCRIPT["nequip"], PEER_VENV["nequip"] = "nequip_speed.py", "nequip-venv"
+
+# Roofline of one MACE energy+forces call on the development CPU (shared/bench/mace_roofline.md:
+# analytic minimum FLOPs at the measured 2-thread peak, per-edge work fused), ms.
+ROOFLINE_MS = {
+    ("mace", "float32"): {"3bpa": 1.4, "si64": 5.0, "si216": 16.8, "si512": 39.8},
+    ("mace", "float64"): {"3bpa": 2.6, "si64": 9.3, "si216": 31.4, "si512": 74.4},
+}
 
 # Hyperparameters used unless --hparams overrides them.  PaiNN's equal the peer's
 # (painn_schnetpack_speed.py defaults: n_atom_basis 128, n_interactions 3, n_rbf 20, cutoff 5).
 DEFAULT_HPARAMS = {
     "painn": {"features": 128, "num_interactions": 3, "num_rbf": 20},
+    # the issue's (and mace_torch_speed.py's) MACE: avg_num_neighbors does not change the cost
+    "mace": {"r_max": 5.0, "num_bessel": 8, "num_polynomial_cutoff": 5, "max_ell": 3, "num_interactions": 2,
+             "hidden_irreps": "128x0e + 128x1o", "correlation": 3, "MLP_irreps": "16x0e",
+             "radial_MLP": [64, 64, 64]},
 }
+# the issue's NequIP (l_max 2, 32 features, 4 layers, r_max 5 = --cutoff) with the radial MLP of
+# nequip_speed.py (1 x 128); avg_num_neighbors only rescales, it does not change the cost
+DEFAULT_HPARAMS["nequip"] = {"features": 32, "l_max": 2, "num_interactions": 4, "parity": True, "num_bessel": 8,
+                             "polynomial_p": 6, "radial_mlp_depth": 1, "radial_mlp_width": 128}
 DEFAULT_CUTOFF = 5.0
 
 QUICK = {"repeats": 5, "warmup": 2, "nl_repeats": 3, "extra_budget_s": 10.0}
@@ -288,14 +317,35 @@ def child_cmd(args, model: str, case: str, dtype: str) -> list[str]:
     ]
 
 
+def peer_python(args, peer: str) -> str:
+    return args.peer_python or str(Path(PEERS_ENV) / PEER_VENV[peer] / "bin" / "python")
+
+
 def peer_cmd(args, peer: str, case: str, dtype: str) -> list[str]:
     hp = model_hparams(PEER_MODEL[peer], args.hparams)
-    return [
-        args.peer_python, str(Path(args.peers_harness) / PEER_SCRIPT[peer]), "--single",
+    common = [
+        peer_python(args, peer), str(Path(args.peers_harness) / PEER_SCRIPT[peer]), "--single",
         "--cases", case, "--dtypes", dtype,
         "--threads", str(args.threads), "--warmup", str(args.warmup), "--repeats", str(args.repeats),
         "--nl-repeats", str(args.nl_repeats), "--rattle", str(args.rattle), "--seed", str(args.seed),
         "--clean-max-other", str(args.clean_max_other), "--extra-budget-s", str(args.extra_budget_s),
+    ]
+    if peer == "nequip":  # the same hyperparameters as jaxpot's NequIP
+        return common + [
+            "--r-max", str(args.cutoff), "--num-layers", str(hp["num_interactions"]), "--l-max", str(hp["l_max"]),
+            "--num-features", str(hp["features"]), "--parity", str(int(hp["parity"])),
+            "--radial-mlp-depth", str(hp["radial_mlp_depth"]), "--radial-mlp-width", str(hp["radial_mlp_width"]),
+            "--num-bessels", str(hp["num_bessel"]), "--polynomial-cutoff-p", str(hp["polynomial_p"]),
+        ]
+    if peer == "mace-torch":  # the same hyperparameters as jaxpot's MACE
+        return common + [
+            "--r-max", str(hp.get("r_max") or args.cutoff), "--num-bessel", str(hp["num_bessel"]),
+            "--num-polynomial-cutoff", str(hp["num_polynomial_cutoff"]), "--max-ell", str(hp["max_ell"]),
+            "--num-interactions", str(hp["num_interactions"]),
+            "--hidden-irreps", hp["hidden_irreps"].replace(" ", ""), "--correlation", str(hp["correlation"]),
+            "--mlp-irreps", hp["MLP_irreps"].replace(" ", ""), "--radial-mlp", json.dumps(list(hp["radial_MLP"])),
+        ]
+    return common + [
         "--cutoff", str(args.cutoff), "--n-atom-basis", str(hp.get("features", 128)),
         "--n-interactions", str(hp.get("num_interactions", 3)), "--n-rbf", str(hp.get("num_rbf", 20)),
     ]
@@ -322,10 +372,10 @@ def run_child(pc, cmd: list[str], label: dict, timeout_s: float, quiet_wait_s: f
 def drive(args, pc) -> int:
     peers = [p for p in args.peer if p]
     for peer in peers:
-        if not Path(args.peer_python).is_file():
+        if not Path(peer_python(args, peer)).is_file():
             sys.exit(f"benchmarks/speed.py: --peer {peer} needs the peer's interpreter, but "
-                     f"{args.peer_python!r} does not exist; build it with "
-                     f"{args.peers_harness}/setup.sh painn, or pass --peer-python.")
+                     f"{peer_python(args, peer)!r} does not exist; build it with "
+                     f"{args.peers_harness}/setup.sh {PEER_MODEL[peer]}, or pass --peer-python.")
     sink = open(args.out, "a") if args.out else None
     records, failures = [], 0
     try:
@@ -333,7 +383,7 @@ def drive(args, pc) -> int:
             for dtype in args.dtypes:
                 jobs = [(child_cmd(args, m, case, dtype), {"code": "jaxpot", "model": m, "case": case,
                                                           "dtype": dtype}) for m in args.models]
-                jobs += [(peer_cmd(args, p, case, dtype), {"code": p, "model": "PaiNN", "case": case,
+                jobs += [(peer_cmd(args, p, case, dtype), {"code": p, "model": PEER_LABEL[p], "case": case,
                                                           "dtype": dtype})
                          for p in peers if case in PEER_CASES[p]]
                 for cmd, label in jobs:
@@ -358,7 +408,9 @@ def drive(args, pc) -> int:
 
 
 def _key(r: dict) -> tuple:
-    return (r.get("code"), r.get("model") if r.get("code") == "jaxpot" else "PaiNN", r.get("case"), r.get("dtype"))
+    code = r.get("code")
+    model = r.get("model") if code == "jaxpot" else PEER_LABEL.get(code, r.get("model"))
+    return (code, model, r.get("case"), r.get("dtype"))
 
 
 def latest(records: list[dict]) -> dict:
@@ -400,17 +452,23 @@ def print_tables(records: list[dict]) -> None:
               f"{r.get('peak_rss_mb', '-')} |")
 
     for peer, model in PEER_MODEL.items():
+        label = PEER_LABEL[peer]
         pairs = [(k, v) for k, v in best.items() if k[0] == "jaxpot" and k[1] == model
-                 and (peer, "PaiNN", k[2], k[3]) in best]
+                 and (peer, label, k[2], k[3]) in best]
         if not pairs:
             continue
-        print(f"\n## jaxpot {model} vs {peer} (ratio = {peer} ms / jaxpot ms; > 1: jaxpot faster)")
-        print(f"| case | dtype | atoms | jaxpot ms | {peer} ms | ratio |")
-        print("|---|---|---|---|---|---|")
+        print(f"\n## jaxpot {model} vs {peer} (ratio = {peer} ms / jaxpot ms; > 1: jaxpot faster; "
+              "roofline = floor ms / measured ms, shared/bench/mace_roofline.md)")
+        print(f"| case | dtype | atoms | jaxpot ms | {peer} ms | ratio | jaxpot compile s | "
+              "roofline ms | jaxpot % of roofline | peer % of roofline |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for k, j in sorted(pairs, key=lambda kv: (kv[0][3], _order(kv[0][2]))):
-            p = best[(peer, "PaiNN", k[2], k[3])]
+            p = best[(peer, label, k[2], k[3])]
+            roof = ROOFLINE_MS.get((model, k[3]), {}).get(k[2])
+            roof_s = (f"{roof} | {100 * roof / j['median_ms']:.1f} | {100 * roof / p['median_ms']:.2f}"
+                      if roof else "- | - | -")
             print(f"| {k[2]} | {k[3]} | {j['n_atoms']} | {_ms(j)} | {_ms(p)} | "
-                  f"{p['median_ms'] / j['median_ms']:.2f} |")
+                  f"{p['median_ms'] / j['median_ms']:.2f} | {j.get('compile_s', 0):.1f} | {roof_s} |")
 
     groups = {}
     for k, r in best.items():
@@ -495,9 +553,11 @@ def parse_args(argv):
     p.add_argument("--rattle", type=float, default=0.03, help="std (A) of the Si displacements")
     p.add_argument("--seed", type=int, default=0, help="rattle and parameter-initialisation seed")
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
-    p.add_argument("--peer", type=_csv, default=[], help="comma list of peers to time alongside: schnetpack")
+    p.add_argument("--peer", type=_csv, default=[],
+                   help="comma list of peers to time alongside: schnetpack (PaiNN), mace-torch (MACE)")
     p.add_argument("--peer-python", default=None,
-                   help="the peer's interpreter (default $PEERS/spk-venv/bin/python, PEERS=/tmp/peers)")
+                   help="the peer's interpreter (default $PEERS/spk-venv/bin/python for schnetpack, "
+                        "$PEERS/torch-venv/bin/python for mace-torch; PEERS=/tmp/peers)")
     p.add_argument("--peers-harness", default=DEFAULT_PEERS_HARNESS,
                    help="folder of peers_common.py and the peer scripts (default %(default)s, "
                         "or $JAXPOT_PEERS_HARNESS)")
@@ -524,8 +584,6 @@ def parse_args(argv):
     bad = [x for x in args.peer if x not in PEER_CASES]
     if bad:
         p.error(f"unknown peer(s) {bad}; choose from {sorted(PEER_CASES)}")
-    if args.peer_python is None:
-        args.peer_python = str(Path(PEERS_ENV) / "spk-venv" / "bin" / "python")
     if not isinstance(args.hparams, dict):
         p.error("--hparams must be a JSON object {model: {name: value}}")
     return args

@@ -102,6 +102,42 @@ def _normal(key, shape, dtype=jnp.float32):
     return jax.random.normal(key, shape, dtype)
 
 
+@functools.lru_cache(maxsize=None)
+def contraction_matrices(max_ell_in: int, ells_out: tuple[int, ...], correlation: int):
+    """Dense host matrices of the GEMM form (``SymmetricContraction``).
+
+    Returns ``(select, usym, layout)``: ``select`` [correlation, Q, D + 1] one-hot rows picking
+    each monomial's factors (index ``D`` is a constant 1 that pads lower degrees);
+    ``usym`` [Q, sum_L (2L+1) K_L] the monomial coefficients of every basis function, columns
+    ordered by ``L``, then ``M``, then ``k`` (``k`` running over ``nu = 1..correlation``);
+    ``layout`` tuple of ``(L, K_L, [(nu, k_start, k_stop)])``.
+    """
+    monomials, blocks = monomial_tables(max_ell_in, tuple(ells_out), correlation)
+    dim = (max_ell_in + 1) ** 2
+    q_total = sum(m.shape[0] for m in monomials)
+    select = np.zeros((correlation, q_total, dim + 1))
+    row = 0
+    for table in monomials:
+        for j in range(correlation):
+            cols = table[:, j] if j < table.shape[1] else np.full(table.shape[0], dim)
+            select[j, row + np.arange(table.shape[0]), cols] = 1.0
+        row += table.shape[0]
+    columns, layout = [], []
+    for ell in ells_out:
+        per_nu, spans, k0 = [], [], 0
+        for nu in range(1, correlation + 1):
+            block = blocks[(nu, ell)]  # [Q_nu, 2L+1, K]
+            full = np.zeros((q_total, 2 * ell + 1, block.shape[-1]))
+            start = sum(m.shape[0] for m in monomials[: nu - 1])
+            full[start : start + block.shape[0]] = block
+            per_nu.append(full)
+            spans.append((nu, k0, k0 + block.shape[-1]))
+            k0 += block.shape[-1]
+        columns.append(np.concatenate(per_nu, axis=-1).reshape(q_total, -1))  # [Q, (2L+1) K_L]
+        layout.append((ell, k0, tuple(spans)))
+    return select, np.concatenate(columns, axis=-1), tuple(layout)
+
+
 class SymmetricContraction(nn.Module):
     """MACE's symmetric contraction (module docstring), one output per ``ells_out``.
 
@@ -113,6 +149,12 @@ class SymmetricContraction(nn.Module):
 
     Call: ``(a [N, D, C], species [N] int) -> {L: [N, 2L + 1, C]}``. Weights ``W_{nu L}``
     [S, K, C] are initialised ``N(0, 1) / K`` as in mace-torch.
+
+    Evaluated as GEMMs over the rows ``(node, channel)`` (XLA:CPU runs gathers, scatters and
+    reductions over middle axes far below peak; GEMMs near it): the monomials' factors are
+    picked by one-hot GEMMs, the channel-independent basis values
+    ``Phi[(L M k), row] = sum_q Usym[q, (L M k)] mono[q, row]`` are one GEMM, and the weights of
+    each node's element, gathered per node ([N, K, C]), weight them: no loop over elements.
     """
 
     max_ell_in: int
@@ -122,38 +164,29 @@ class SymmetricContraction(nn.Module):
 
     @nn.compact
     def __call__(self, a: jnp.ndarray, species: jnp.ndarray) -> dict[int, jnp.ndarray]:
-        if a.shape[1] != (self.max_ell_in + 1) ** 2:
-            raise ValueError(f"expected {(self.max_ell_in + 1) ** 2} components per channel, got {a.shape[1]}")
-        channels = a.shape[-1]
-        monomials, blocks = monomial_tables(self.max_ell_in, tuple(self.ells_out), self.correlation)
-        # coef[s, q, M_total, c], the weights folded into the monomial coefficients once per call
-        per_ell = []
-        for ell in self.ells_out:
-            parts = []
-            for nu in range(1, self.correlation + 1):
-                usym = blocks[(nu, ell)]
-                k = usym.shape[-1]
-                if k == 0:
-                    parts.append(jnp.zeros((self.num_species, usym.shape[0], 2 * ell + 1, channels), a.dtype))
+        dim = (self.max_ell_in + 1) ** 2
+        if a.shape[1] != dim:
+            raise ValueError(f"expected {dim} components per channel, got {a.shape[1]}")
+        n, _, channels = a.shape
+        select, usym, layout = contraction_matrices(self.max_ell_in, tuple(self.ells_out), self.correlation)
+        rows = jnp.concatenate([jnp.swapaxes(a, 0, 1).reshape(dim, n * channels), jnp.ones((1, n * channels), a.dtype)])
+        factors = [jnp.dot(jnp.asarray(select[j], a.dtype), rows) for j in range(self.correlation)]  # [Q, R]
+        mono = functools.reduce(jnp.multiply, factors)
+        phi = jnp.dot(jnp.asarray(usym.T, a.dtype), mono)  # [sum (2L+1) K, R]
+        result, col = {}, 0
+        for ell, k_total, spans in layout:
+            weights = []
+            for nu, k0, k1 in spans:
+                if k1 == k0:
                     continue
                 w = self.param(
-                    f"weights_{ell}_{nu}", lambda key, shape: _normal(key, shape) / k, (self.num_species, k, channels)
-                ).astype(a.dtype)
-                parts.append(jnp.einsum("qmk,skc->sqmc", jnp.asarray(usym, a.dtype), w))
-            per_ell.append(jnp.concatenate(parts, axis=1))
-        coef = jnp.concatenate(per_ell, axis=2)  # [S, Q, M, C]
-        mono = monomial_features(a, monomials)  # [N, Q, C]
-        if self.num_species == 1:
-            out = jnp.einsum("nqc,qmc->nmc", mono, coef[0])
-        else:
-            out = 0.0
-            for s in range(self.num_species):
-                mask = (species == s).astype(a.dtype)[:, None, None]
-                out = out + mask * jnp.einsum("nqc,qmc->nmc", mono, coef[s])
-        result, start = {}, 0
-        for ell in self.ells_out:
-            result[ell] = out[:, start : start + 2 * ell + 1]
-            start += 2 * ell + 1
+                    f"weights_{ell}_{nu}", lambda key, shape, k=k1 - k0: _normal(key, shape) / k, (self.num_species, k1 - k0, channels)
+                )
+                weights.append(w.astype(a.dtype))
+            w = jnp.swapaxes(jnp.concatenate(weights, axis=1)[species], 0, 1)  # [K, N, C]
+            block = phi[col : col + (2 * ell + 1) * k_total].reshape(2 * ell + 1, k_total, n, channels)
+            result[ell] = jnp.swapaxes(jnp.sum(block * w[None], axis=1), 0, 1)  # [N, 2L+1, C]
+            col += (2 * ell + 1) * k_total
         return result
 
 
