@@ -44,6 +44,10 @@ num_polynomial_cutoff 5, max_ell 3, 2 interactions, 128x0e+128x1o, correlation 3
 readout MLP, radial MLP [64, 64, 64]; avg_num_neighbors does not change the cost); the table
 adds each time as a fraction of the roofline of shared/bench/mace_roofline.md (ROOFLINE_MS).
 
+With ``--peer nequip`` the peer is ``nequip_speed.py`` (interpreter $PEERS/nequip-venv/bin/python,
+eager PyTorch) with jaxpot NequIP's hyperparameters (l_max 2, 32 features, 4 layers, parity,
+8 Bessel functions, p 6, radial MLP 1 x 128, r_max = --cutoff).
+
 Examples:
   # MACE vs mace-torch: 3bpa and Si 64/216/512, float32 and float64, ratios and roofline
   python benchmarks/speed.py --models mace --peer mace-torch --cases 3bpa,si64,si216,si512
@@ -554,7 +558,8 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=0, help="rattle and parameter-initialisation seed")
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
     p.add_argument("--peer", type=_csv, default=[],
-                   help="comma list of peers to time alongside: schnetpack (PaiNN), mace-torch (MACE)")
+                   help="comma list of peers to time alongside: schnetpack (PaiNN), mace-torch (MACE), "
+                        "nequip (NequIP)")
     p.add_argument("--peer-python", default=None,
                    help="the peer's interpreter (default $PEERS/spk-venv/bin/python for schnetpack, "
                         "$PEERS/torch-venv/bin/python for mace-torch; PEERS=/tmp/peers)")
