@@ -45,7 +45,7 @@ class TrainingOptions:
     of the epochs) on, ``swa_weights`` replace ``weights`` — MACE raises the energy weight
     late in training this way. Dipole and polarizability are trained when the potential has
     that head and the data the label; their weights default to 1 (``_weights``) when neither
-    table names them.
+    table names them, and a weight named in only one table holds in both phases.
     """
 
     epochs: int = 100
@@ -94,8 +94,9 @@ def _weights(options: TrainingOptions, epoch: int, dtype) -> dict:
     table = options.swa_weights if late else options.weights
 
     def weight(k: str) -> float:
-        if k in ("dipole", "polarizability") and k not in options.weights and k not in options.swa_weights:
-            return _HEAD_WEIGHT_DEFAULT
+        if k in ("dipole", "polarizability") and k not in table:
+            # a head named in neither table gets the default; in only one, that weight throughout
+            return float(options.weights.get(k, options.swa_weights.get(k, _HEAD_WEIGHT_DEFAULT)))
         return float(table.get(k, 0.0))
 
     return {k: jnp.asarray(weight(k), dtype) for k in QUANTITIES}
