@@ -2,9 +2,14 @@
 
 Importing jaxpot enables float64 in JAX (``jax_enable_x64``) so that Hessians, spectra and
 finite-difference checks can run in double precision; models still default to float32.
+It also sets one XLA:CPU flag before JAX's backend starts (``jaxpot._xla_flags``).
 """
 
-import jax
+from jaxpot import _xla_flags
+
+_xla_flags.apply()
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
