@@ -162,8 +162,10 @@ def test_nve_units_and_energy_conservation():
 def test_npt_si_keeps_density():
     """NPT on a Si cell smaller than twice the cutoff (all-images list): density stays within a
     few percent, and jax-md's conserved quantity of the extended system is conserved."""
+    # A random model whose seed and energy scale give Si a minimum in the scanned range (checked
+    # below); its landscape is soft and anharmonic, so the run stays cold (10 K).
     pot = jaxpot.Potential.create(
-        "painn", ["Si"], 4.0, seed=0, scale=10.0, dtype="float64", **jaxpot.models.small_hyperparameters("painn")
+        "painn", ["Si"], 4.0, seed=0, scale=-10.0, dtype="float64", **jaxpot.models.small_hyperparameters("painn")
     )
     # Start at the model's own equilibrium lattice constant (zero static pressure): one batch.
     lattice = np.arange(4.6, 6.45, 0.1)
@@ -176,7 +178,7 @@ def test_npt_si_keeps_density():
     atoms = bulk("Si", "diamond", a=a0, cubic=True)
     atoms.rattle(0.01, seed=0)
     frames = md.simulate(
-        pot, atoms, "npt", temperature=100.0, timestep=1.0, steps=200, write_every=50, pressure=0.0, tau_p=500.0,
+        pot, atoms, "npt", temperature=10.0, timestep=1.0, steps=200, write_every=50, pressure=0.0, tau_p=500.0,
         progress=False,
     )
     volume = np.array([f.info["volume"] for f in frames])
