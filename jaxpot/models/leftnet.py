@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import jraph
 
-from jaxpot.models.gnnlf import local_frames, neighbour_directions
+from jaxpot.nn.frames import local_frames, neighbour_directions
 from jaxpot.models.registry import register
 from jaxpot.nn import MLP, cosine_cutoff, smooth_norm
 from jaxpot.nn.edge_sum import edge_sum
