@@ -321,7 +321,13 @@ class Potential:
     def build_module(
         model: str, hparams: dict, num_species: int, cutoff: float, readout: dict, heads: dict | None = None
     ) -> AtomisticModel:
+        hparams = dict(hparams)
+        ewald = hparams.pop("ewald", None)  # long-range add-on, any backbone (jaxpot.longrange)
         backbone = registry.build(model, num_species=num_species, cutoff=cutoff, **hparams)
+        if ewald is not None and ewald is not False:
+            from jaxpot.longrange import with_ewald
+
+            backbone = with_ewald(backbone, ewald)
         heads = heads or {}
         unknown = sorted(set(heads) - set(HEADS))
         if unknown:
@@ -360,7 +366,10 @@ class Potential:
           properties: tensor heads besides the energy: ``("dipole", "polarizability")``, or a
             mapping to head options, e.g. ``{"polarizability": {"shift": 0.8, "scale": 0.5}}``
             (``jaxpot.heads.DipoleHead`` / ``PolarizabilityHead`` fields). Default: energy only.
-          **hparams: backbone hyperparameters (see ``jaxpot.models.hyperparameters(model)``).
+          **hparams: backbone hyperparameters (see ``jaxpot.models.hyperparameters(model)``), and
+            ``ewald``: ``True`` or a mapping of ``jaxpot.longrange.EwaldBlock`` options, to add an
+            Ewald message-passing block (long range, ICML 2023) to any backbone; saved with the
+            hyperparameters.
         """
         numbers = _species_numbers(species)
         if cutoff <= 0:
