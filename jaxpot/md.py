@@ -375,6 +375,11 @@ def energy_fn(
         real = space.transform(b, position) if (periodic and fractional_coordinates) else position
         if periodic:
             cell, pbc = _lattice_rows_jnp(b).astype(dtype), jnp.ones((3,), bool)
+            if kwargs.get("perturbation") is not None:
+                # jax-md's stress strains the displacements; models that read positions and the
+                # cell (Ewald message passing) must see the same strain: x -> (1 + ε) x
+                eps = jnp.asarray(kwargs["perturbation"], dtype)
+                real, cell = real @ eps.T, cell @ eps.T
         else:
             cell, pbc = jnp.zeros((3, 3), dtype), jnp.zeros((3,), bool)
         g = _graph_from_pairs(
