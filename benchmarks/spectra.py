@@ -138,7 +138,6 @@ def main() -> None:
     from jaxpot.calculator import Calculator
     from jaxpot.reference import calculator
     from jaxpot.spectra import analyse, compare, finite_difference_derivatives, harmonic_spectrum, relax
-    from jaxpot.spectra.analysis import _float64
     from jaxpot.spectra.plot import plot_spectra
 
     out = Path(args.out)
@@ -160,7 +159,7 @@ def main() -> None:
     result["tblite_ir_seconds"] = time.perf_counter() - t0
 
     # The model at the reference minimum: first call compiles, then warm calls.
-    pot64 = _float64(pot)
+    pot64 = pot.astype("float64")
     t0 = time.perf_counter()
     model = harmonic_spectrum(pot64, minimum, ir=True)
     result["jaxpot_first_call_seconds"] = time.perf_counter() - t0

@@ -403,14 +403,24 @@ class Potential:
         return self._cache["module"]  # type: ignore[return-value]
 
     def astype(self, dtype: str) -> "Potential":
-        """The same potential computing in ``dtype`` ("float32" or "float64")."""
+        """The same potential computing in ``dtype`` ("float32" or "float64").
+
+        The copy is kept (per dtype), so repeated calls, e.g. a float64 Hessian for every
+        spectrum of a float32 model, reuse its compiled functions. ``replace`` makes a new
+        Potential with an empty cache, so changed parameters never see a stale copy.
+        """
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
-        params = jax.tree_util.tree_map(
-            lambda x: jnp.asarray(x, DTYPES[dtype]) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating) else x,
-            self.params,
-        )
-        return dataclasses.replace(self, params=params, dtype=dtype)
+        if dtype == self.dtype:
+            return self
+        key = f"astype_{dtype}"
+        if key not in self._cache:
+            params = jax.tree_util.tree_map(
+                lambda x: jnp.asarray(x, DTYPES[dtype]) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating) else x,
+                self.params,
+            )
+            self._cache[key] = dataclasses.replace(self, params=params, dtype=dtype)
+        return self._cache[key]
 
     def replace(self, **changes) -> "Potential":
         """A copy with some fields changed (e.g. ``params``, ``e0``, ``scale``)."""

@@ -120,15 +120,6 @@ def response_fn(outputs_fn: Callable, keys: tuple[str, ...] = (), chunk_size: in
     return fn
 
 
-def _float64(potential):
-    """The float64 copy of ``potential``, kept in its cache so that compiled functions are reused."""
-    if potential.dtype == "float64":
-        return potential
-    if "spectra_float64" not in potential._cache:
-        potential._cache["spectra_float64"] = potential.astype("float64")
-    return potential._cache["spectra_float64"]
-
-
 def derivatives(potential, atoms, *, dipole: bool = True, polarizability: bool = False,
                 chunk_size: int | None = None) -> dict[str, np.ndarray]:
     """Hessian and tensor derivatives of one molecule or cell under ``potential``, in float64.
@@ -138,7 +129,7 @@ def derivatives(potential, atoms, *, dipole: bool = True, polarizability: bool =
     without that head raises ValueError). ``chunk_size``: Hessian columns per batch of HVPs
     (memory-bounded for large systems; None = all at once). Compiled once per shape bucket.
     """
-    pot = _float64(potential)
+    pot = potential.astype("float64")
     keys = []
     if dipole:
         pot.dipole_fn()  # raises a ValueError that says how to get the head

@@ -33,7 +33,7 @@ def run(args) -> int:
     import jaxpot
     from jaxpot.calculator import Calculator
     from jaxpot.cli import _read_structure
-    from jaxpot.spectra.analysis import _float64, harmonic_spectrum, relax
+    from jaxpot.spectra.analysis import harmonic_spectrum, relax
     from jaxpot.spectra.plot import plot_spectra
 
     ir = args.ir or not args.raman
@@ -42,7 +42,7 @@ def run(args) -> int:
     if len(atoms) < 2:
         raise ValueError("a harmonic analysis needs at least two atoms")
     # Fail before relaxing when a head is missing (the message says how to get one).
-    pot64 = _float64(pot)
+    pot64 = pot.astype("float64")
     if ir:
         pot64.dipole_fn()
     if args.raman:
