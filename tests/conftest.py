@@ -13,9 +13,18 @@ SPECIES = ["H", "C", "N", "O", "Si"]
 CUTOFF = 4.0
 
 
+# Backbones with the Ewald long-range block (jaxpot.longrange), run by the conformance suite as
+# "<model>+ewald". k_c = 1.5 Å⁻¹ reaches reciprocal vectors of skewed_cell (|b_3| = 1.0 Å⁻¹); the
+# angular rule of degree 27 keeps the molecules' rotation error ~1e-15 (kspace.angular_error_bound).
+EWALD_SMALL = {"k_cutoff": 1.5, "num_rbf": 8, "downprojection": 4, "num_hidden": 1, "num_radial": 4,
+               "angular_degree": 27, "max_cell_length": 8.0}
+EWALD_VARIANTS = ["schnet+ewald", "painn+ewald", "mace+ewald"]
+
+
 def make_potential(name: str, dtype: str = "float64", seed: int = 0, **overrides) -> jaxpot.Potential:
-    """A small potential of model ``name`` with non-trivial E0s and scale."""
-    hparams = jaxpot.models.small_hyperparameters(name) | overrides
+    """A small potential of model ``name`` (or ``"<model>+ewald"``) with non-trivial E0s and scale."""
+    name, _, addon = name.partition("+")
+    hparams = jaxpot.models.small_hyperparameters(name) | ({"ewald": EWALD_SMALL} if addon == "ewald" else {}) | overrides
     e0 = {"H": -13.6, "C": -1029.0, "N": -1485.0, "O": -2042.0, "Si": -7880.0}
     return jaxpot.Potential.create(name, SPECIES, CUTOFF, seed=seed, e0=e0, scale=1.3, dtype=dtype, **hparams)
 
@@ -61,3 +70,14 @@ def skewed_cell(seed: int = 2) -> Atoms:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (README's ``-n 2 --dist loadgroup``), keep each model's tests on one
+    worker and each other module's tests together: their potentials and compiled functions are
+    cached per process, and compilation is most of the suite's time."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        name = callspec.params.get("model_name") if callspec is not None else None
+        group = f"model-{name}" if name else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
