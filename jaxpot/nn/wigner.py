@@ -136,3 +136,16 @@ def safe_unit(vectors: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
     r_safe = jnp.sqrt(jnp.sum(safe * safe, axis=-1))
     unit = safe / r_safe[:, None]
     return unit, jnp.where(nonzero, r_safe, 0.0)
+
+
+def spherical_channels_to_irreps(x: jnp.ndarray) -> e3nn.IrrepsArray:
+    """Spherical channels [N, (lmax+1)^2, C] -> ``e3nn.IrrepsArray`` [N, "C x 0e + C x 1o + C x 2e + ..."].
+
+    Parity ``(-1)^l``: the coefficients are those of a function on the sphere, which inversion
+    maps to ``f(-u)``.
+    """
+    n, k, c = x.shape
+    lmax = int(round(np.sqrt(k))) - 1
+    chunks = [jnp.swapaxes(x[:, l * l : (l + 1) ** 2, :], 1, 2).reshape(n, c * (2 * l + 1)) for l in range(lmax + 1)]
+    irreps = e3nn.Irreps([(c, (l, (-1) ** l)) for l in range(lmax + 1)])
+    return e3nn.IrrepsArray(irreps, jnp.concatenate(chunks, axis=-1))
