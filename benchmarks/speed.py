@@ -48,7 +48,16 @@ With ``--peer nequip`` the peer is ``nequip_speed.py`` (interpreter $PEERS/nequi
 eager PyTorch) with jaxpot NequIP's hyperparameters (l_max 2, 32 features, 4 layers, parity,
 8 Bessel functions, p 6, radial MLP 1 x 128, r_max = --cutoff).
 
+With ``--peer fairchem`` the peer is this repository's ``benchmarks/peers/fairchem_speed.py``
+(interpreter $PEERS/fairchem-venv/bin/python: fairchem-core 1.10.0, torch CPU) for each of
+jaxpot's ``scn``, ``escn`` and ``equiformer_v2`` among --models, with the same hyperparameters
+(FAIRCHEM_ARGS maps jaxpot's names to the harness's; fairchem's cutoff = --cutoff, no
+neighbour cap) and forces by autograd (-dE/dx) as jaxpot's, not fairchem's direct force heads.
+Cases 3bpa, si64, si216.
+
 Examples:
+  # SCN/eSCN/EquiformerV2 vs fairchem-core (float32)
+  python benchmarks/speed.py --models scn,escn,equiformer_v2 --peer fairchem --cases 3bpa,si64,si216 --dtypes float32
   # MACE vs mace-torch: 3bpa and Si 64/216/512, float32 and float64, ratios and roofline
   python benchmarks/speed.py --models mace --peer mace-torch --cases 3bpa,si64,si216,si512
   # the full comparison (PaiNN vs SchNetPack, both dtypes, all cases), tables at the end
@@ -87,6 +96,27 @@ PEER_VENV = {"schnetpack": "spk-venv", "mace-torch": "torch-venv"}
 PEER_CASES["nequip"] = ["3bpa", "si64", "si216", "si512"]
 PEER_MODEL["nequip"], PEER_LABEL["nequip"] = "nequip", "NequIP"
 PEER_SCRIPT["nequip"], PEER_VENV["nequip"] = "nequip_speed.py", "nequip-venv"
+# SCN, eSCN and EquiformerV2 vs fairchem-core 1.10: one peer for three jaxpot models; its script lives in
+# this repository (benchmarks/peers/), not in the shared harness folder
+PEER_CASES["fairchem"] = ["3bpa", "si64", "si216"]
+PEER_SCRIPT["fairchem"], PEER_VENV["fairchem"] = "fairchem_speed.py", "fairchem-venv"
+FAIRCHEM_LABEL = {"scn": "SCN", "escn": "eSCN", "equiformer_v2": "EquiformerV2"}  # jaxpot model -> peer "model"
+# jaxpot hyperparameter -> fairchem_speed.py option (fairchem's constructor argument in its --help)
+FAIRCHEM_ARGS = {
+    "scn": {"num_interactions": "--num-layers", "lmax": "--lmax", "mmax": "--mmax",
+            "sphere_channels": "--sphere-channels", "hidden_channels": "--hidden-channels",
+            "num_basis_functions": "--num-basis-functions", "distance_resolution": "--distance-resolution",
+            "basis_width_scalar": "--basis-width-scalar"},
+    "escn": {"num_layers": "--num-layers", "lmax": "--lmax", "mmax": "--mmax", "sphere_channels": "--sphere-channels",
+             "hidden_channels": "--hidden-channels", "edge_channels": "--edge-channels",
+             "distance_resolution": "--distance-resolution", "basis_width_scalar": "--basis-width-scalar"},
+    "equiformer_v2": {"num_layers": "--num-layers", "lmax": "--lmax", "mmax": "--mmax",
+                      "sphere_channels": "--sphere-channels", "attn_hidden_channels": "--attn-hidden-channels",
+                      "num_heads": "--num-heads", "attn_alpha_channels": "--attn-alpha-channels",
+                      "attn_value_channels": "--attn-value-channels", "ffn_hidden_channels": "--ffn-hidden-channels",
+                      "edge_channels": "--edge-channels", "num_distance_basis": "--num-distance-basis",
+                      "grid_mlp": "--use-grid-mlp"},
+}
 
 # Roofline of one MACE energy+forces call on the development CPU (shared/bench/mace_roofline.md:
 # analytic minimum FLOPs at the measured 2-thread peak, per-edge work fused), ms.
@@ -108,6 +138,16 @@ DEFAULT_HPARAMS = {
 # nequip_speed.py (1 x 128); avg_num_neighbors only rescales, it does not change the cost
 DEFAULT_HPARAMS["nequip"] = {"features": 32, "l_max": 2, "num_interactions": 4, "parity": True, "num_bessel": 8,
                              "polynomial_p": 6, "radial_mlp_depth": 1, "radial_mlp_width": 128}
+# SCN / eSCN / EquiformerV2 at a CPU-sized width (the registry's defaults are the OC20 models: 8-12
+# layers of 128 channels); lmax 6 and mmax 2 (SCN: 1) as the papers
+DEFAULT_HPARAMS["scn"] = {"num_interactions": 2, "lmax": 6, "mmax": 1, "sphere_channels": 32, "hidden_channels": 64,
+                          "num_basis_functions": 128, "distance_resolution": 0.02}
+DEFAULT_HPARAMS["escn"] = {"num_layers": 2, "lmax": 6, "mmax": 2, "sphere_channels": 32, "hidden_channels": 64,
+                           "edge_channels": 32, "distance_resolution": 0.02}
+DEFAULT_HPARAMS["equiformer_v2"] = {"num_layers": 2, "lmax": 6, "mmax": 2, "sphere_channels": 32,
+                                    "attn_hidden_channels": 32, "num_heads": 4, "attn_alpha_channels": 16,
+                                    "attn_value_channels": 8, "ffn_hidden_channels": 64, "edge_channels": 32,
+                                    "num_distance_basis": 512}
 DEFAULT_CUTOFF = 5.0
 
 QUICK = {"repeats": 5, "warmup": 2, "nl_repeats": 3, "extra_budget_s": 10.0}
@@ -325,15 +365,30 @@ def peer_python(args, peer: str) -> str:
     return args.peer_python or str(Path(PEERS_ENV) / PEER_VENV[peer] / "bin" / "python")
 
 
-def peer_cmd(args, peer: str, case: str, dtype: str) -> list[str]:
-    hp = model_hparams(PEER_MODEL[peer], args.hparams)
+def peer_cmd(args, peer: str, case: str, dtype: str, model: str | None = None) -> list[str]:
+    """The peer's command; ``model``: the jaxpot model compared (fairchem covers several)."""
+    model = model or PEER_MODEL[peer]
+    hp = model_hparams(model, args.hparams)
+    script = (Path(__file__).resolve().parent / "peers" / PEER_SCRIPT[peer] if peer == "fairchem"
+              else Path(args.peers_harness) / PEER_SCRIPT[peer])
     common = [
-        peer_python(args, peer), str(Path(args.peers_harness) / PEER_SCRIPT[peer]), "--single",
+        peer_python(args, peer), str(script), "--single",
         "--cases", case, "--dtypes", dtype,
         "--threads", str(args.threads), "--warmup", str(args.warmup), "--repeats", str(args.repeats),
         "--nl-repeats", str(args.nl_repeats), "--rattle", str(args.rattle), "--seed", str(args.seed),
         "--clean-max-other", str(args.clean_max_other), "--extra-budget-s", str(args.extra_budget_s),
     ]
+    if peer == "fairchem":  # the same hyperparameters as jaxpot's model, the registry's where not set here
+        from jaxpot.models import hyperparameters
+
+        full = {**hyperparameters(model), **hp}
+        out = common + ["--peers-harness", args.peers_harness, "--model", model, "--cutoff", str(args.cutoff),
+                        "--max-neighbors", "100000", "--forces", "autograd"]
+        for name, opt in FAIRCHEM_ARGS[model].items():
+            if name in full and full[name] is not None:
+                v = full[name]
+                out += [opt, str(int(v) if isinstance(v, bool) else v)]
+        return out
     if peer == "nequip":  # the same hyperparameters as jaxpot's NequIP
         return common + [
             "--r-max", str(args.cutoff), "--num-layers", str(hp["num_interactions"]), "--l-max", str(hp["l_max"]),
@@ -379,7 +434,8 @@ def drive(args, pc) -> int:
         if not Path(peer_python(args, peer)).is_file():
             sys.exit(f"benchmarks/speed.py: --peer {peer} needs the peer's interpreter, but "
                      f"{peer_python(args, peer)!r} does not exist; build it with "
-                     f"{args.peers_harness}/setup.sh {PEER_MODEL[peer]}, or pass --peer-python.")
+                     f"{args.peers_harness}/setup.sh {PEER_MODEL.get(peer, peer)} (fairchem: see benchmarks/README.md), "
+                     "or pass --peer-python.")
     sink = open(args.out, "a") if args.out else None
     records, failures = [], 0
     try:
@@ -389,7 +445,11 @@ def drive(args, pc) -> int:
                                                           "dtype": dtype}) for m in args.models]
                 jobs += [(peer_cmd(args, p, case, dtype), {"code": p, "model": PEER_LABEL[p], "case": case,
                                                           "dtype": dtype})
-                         for p in peers if case in PEER_CASES[p]]
+                         for p in peers if case in PEER_CASES[p] and p != "fairchem"]
+                if "fairchem" in peers and case in PEER_CASES["fairchem"]:
+                    jobs += [(peer_cmd(args, "fairchem", case, dtype, m), {"code": "fairchem", "model": FAIRCHEM_LABEL[m],
+                                                                          "case": case, "dtype": dtype})
+                             for m in args.models if m in FAIRCHEM_LABEL]
                 for cmd, label in jobs:
                     for rec in run_child(pc, cmd, label, args.timeout, args.quiet_wait):
                         failures += "error" in rec
@@ -455,8 +515,9 @@ def print_tables(records: list[dict]) -> None:
               f"{r.get('n_edges', '-')} | {pad_s} | {_ms(r)} | {ms_atom:.4f} | {r.get('compile_s', 0):.2f} | "
               f"{r.get('peak_rss_mb', '-')} |")
 
-    for peer, model in PEER_MODEL.items():
-        label = PEER_LABEL[peer]
+    comparisons = [(peer, model, PEER_LABEL[peer]) for peer, model in PEER_MODEL.items()]
+    comparisons += [("fairchem", model, label) for model, label in FAIRCHEM_LABEL.items()]
+    for peer, model, label in comparisons:
         pairs = [(k, v) for k, v in best.items() if k[0] == "jaxpot" and k[1] == model
                  and (peer, label, k[2], k[3]) in best]
         if not pairs:
@@ -559,7 +620,7 @@ def parse_args(argv):
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
     p.add_argument("--peer", type=_csv, default=[],
                    help="comma list of peers to time alongside: schnetpack (PaiNN), mace-torch (MACE), "
-                        "nequip (NequIP)")
+                        "nequip (NequIP), fairchem (SCN, eSCN, EquiformerV2)")
     p.add_argument("--peer-python", default=None,
                    help="the peer's interpreter (default $PEERS/spk-venv/bin/python for schnetpack, "
                         "$PEERS/torch-venv/bin/python for mace-torch; PEERS=/tmp/peers)")
