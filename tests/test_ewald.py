@@ -12,7 +12,6 @@ from ase.build import bulk, molecule
 
 import jaxpot
 from jaxpot.longrange import kspace
-from jaxpot.nn import node_graph_index
 
 pytestmark = pytest.mark.filterwarnings("ignore:scatter inputs have incompatible types:FutureWarning")
 
@@ -26,7 +25,8 @@ def potential(model="painn", ewald=True, **kw) -> jaxpot.Potential:
     key = (model, ewald is not None and ewald is not False, tuple(sorted(kw.items())))
     if key not in _POT:
         hp = {"schnet": {"features": 8, "num_interactions": 1, "num_rbf": 6},
-              "painn": {"features": 8, "num_interactions": 1, "num_rbf": 4}}[model]
+              "painn": {"features": 8, "num_interactions": 1, "num_rbf": 4},
+              "mace": jaxpot.models.small_hyperparameters("mace") | {"num_interactions": 1}}[model]
         options = (EWALD | kw) if ewald else None
         _POT[key] = jaxpot.Potential.create(model, ["H", "C", "O", "Si"], 4.0, dtype="float64", seed=1,
                                             ewald=options, **hp)
@@ -59,14 +59,14 @@ def test_structure_factor_and_messages_match_a_direct_sum(rng):
     assert inside.sum() == 9  # {100}: 3 and {110}: 6, one of each ±k
     r = rng.normal(size=(5, 3)) * 3
     h = rng.normal(size=(5, 2))
-    gid = jnp.zeros(5, jnp.int32)
+    membership = jnp.ones((1, 5))
     phase = jnp.asarray(r) @ jnp.asarray(k).T
-    real, imag = kspace.structure_factor(jnp.asarray(h), phase, gid, 1)
+    real, imag = kspace.structure_factor(jnp.asarray(h), phase, membership)
     direct = np.einsum("nc,nk->kc", h, np.exp(-1j * r @ k.T))
     np.testing.assert_allclose(np.asarray(real[0]), direct.real, atol=1e-12)
     np.testing.assert_allclose(np.asarray(imag[0]), direct.imag, atol=1e-12)
     filt = rng.normal(size=(1, k.shape[0], 2))
-    m = kspace.ewald_messages(jnp.asarray(h), phase, gid, 1, jnp.asarray(filt))
+    m = kspace.ewald_messages(jnp.asarray(h), phase, membership, jnp.asarray(filt))
     direct_m = np.einsum("kc,nk->nc", filt[0] * direct, np.exp(1j * r @ k.T)).real
     np.testing.assert_allclose(np.asarray(m), direct_m, atol=1e-12)
 
@@ -141,7 +141,7 @@ def water_dimer(separation: float) -> Atoms:
     return a + b
 
 
-@pytest.mark.parametrize("model", ["schnet", "painn"])
+@pytest.mark.parametrize("model", ["schnet", "painn", "mace"])
 def test_couples_atoms_beyond_the_cutoff(model):
     """Beyond the 4 Å cutoff the bare backbone sees two separate monomers; the block does not."""
     seps = (6.0, 8.0, 10.0)

@@ -94,23 +94,16 @@ class EwaldBlock(nn.Module):
     max_cell_length: float = 20.0
 
     def k_points(self, graph: jraph.GraphsTuple, dtype):
-        """``(k [G, K, 3], weight [G, K])`` for every graph: its reciprocal lattice if periodic,
-        else the ball quadrature, padded with zero-weight points to a common K."""
+        """k-points of every graph: ``(periodic [G] bool, k_per [G, Kp, 3], w_per [G, Kp],
+        k_ball [Ka, 3], w_ball [Ka])``, the graph's reciprocal lattice (zero weight if not
+        periodic) and the ball quadrature shared by the aperiodic graphs."""
         cell = graph.globals["cell"].astype(dtype)
-        pbc = graph.globals["pbc"]
-        volume = jnp.abs(jnp.linalg.det(cell))
-        periodic = jnp.all(pbc, axis=-1) & (volume > 1e-6)
+        volume = jnp.abs(jnp.sum(cell[:, 0] * jnp.cross(cell[:, 1], cell[:, 2]), axis=-1))
+        periodic = jnp.all(graph.globals["pbc"], axis=-1) & (volume > 1e-6)
         max_index = kspace.max_index_for(self.k_cutoff, self.max_cell_length)
         k_per, w_per = kspace.reciprocal_k_vectors(cell, periodic, self.k_cutoff, max_index)
         k_ball, w_ball = kspace.ball_quadrature(float(self.k_cutoff), self.num_radial, self.angular_degree)
-        size = max(k_per.shape[1], k_ball.shape[0])
-        k_per = jnp.pad(k_per, ((0, 0), (0, size - k_per.shape[1]), (0, 0)))
-        w_per = jnp.pad(w_per, ((0, 0), (0, size - w_per.shape[1])))
-        k_ball = jnp.asarray(np.pad(k_ball, ((0, size - k_ball.shape[0]), (0, 0))), dtype)
-        w_ball = jnp.asarray(np.pad(w_ball, (0, size - w_ball.shape[0])), dtype)
-        k = jnp.where(periodic[:, None, None], k_per, k_ball[None])
-        w = jnp.where(periodic[:, None], w_per, w_ball[None])
-        return k, w
+        return periodic, k_per, w_per, jnp.asarray(k_ball, dtype), jnp.asarray(w_ball, dtype)
 
     @nn.compact
     def __call__(self, h: jnp.ndarray, graph: jraph.GraphsTuple) -> jnp.ndarray:
@@ -119,23 +112,34 @@ class EwaldBlock(nn.Module):
         n, c = h.shape
         num_graphs = graph.n_node.shape[0]
         gid = node_graph_index(graph.n_node, n)
+        membership = (gid[None, :] == jnp.arange(num_graphs)[:, None]).astype(dtype)  # [G, N]
         # positions relative to each graph's centroid: the messages do not depend on it
         # (translation invariance), but float32 phases stay accurate far from the origin
         count = jnp.maximum(graph.n_node, 1).astype(dtype)[:, None]
-        centroid = jax.ops.segment_sum(positions, gid, num_graphs, indices_are_sorted=True) / count
-        r = positions - centroid[gid]
+        r = positions - (membership.T @ (membership @ positions / count))
 
-        k, w = self.k_points(graph, dtype)  # [G, K, 3], [G, K]
-        k_norm = safe_norm(k, axis=-1)
-        rbf = gaussian_basis(k_norm, self.k_cutoff, self.num_rbf)  # [G, K, R]
-        envelope = polynomial_envelope(k_norm, self.k_cutoff, 5)
-        down = nn.Dense(self.downprojection, use_bias=False, name="filter_down")(rbf)
-        filt = nn.Dense(c, use_bias=False, name="filter_up")(down).astype(dtype)  # [G, K, C]
-        filt = filt * (w * envelope)[..., None]
+        periodic, k_per, w_per, k_ball, w_ball = self.k_points(graph, dtype)
+        down = nn.Dense(self.downprojection, use_bias=False, name="filter_down")
+        up = nn.Dense(c, use_bias=False, name="filter_up")
+
+        def filter_fn(k_norm):
+            """``Φ(|k|)`` [..., C]: Gaussians of ``|k|`` -> rank-``downprojection`` linear map,
+            times a polynomial envelope that vanishes smoothly at ``k_c``."""
+            filt = up(down(gaussian_basis(k_norm, self.k_cutoff, self.num_rbf))).astype(dtype)
+            return filt * polynomial_envelope(k_norm, self.k_cutoff, 5)[..., None]
+
+        # the ball's |k| are constants: its filter is computed once, not per graph
+        f_per = filter_fn(safe_norm(k_per, axis=-1)) * w_per[..., None]  # [G, Kp, C]
+        f_ball = filter_fn(jnp.linalg.norm(k_ball, axis=-1)) * w_ball[:, None]  # [Ka, C]
+        size = max(k_per.shape[1], k_ball.shape[0])
+        pad_g = ((0, 0), (0, size - k_per.shape[1]), (0, 0))
+        pad_b = ((0, size - k_ball.shape[0]), (0, 0))
+        k = jnp.where(periodic[:, None, None], jnp.pad(k_per, pad_g), jnp.pad(k_ball, pad_b)[None])
+        filt = jnp.where(periodic[:, None, None], jnp.pad(f_per, pad_g), jnp.pad(f_ball, pad_b)[None])
 
         x = ResidualLayer(c, self.activation, name="pre_residual")(h).astype(dtype)
-        phase = jnp.einsum("nkd,nd->nk", k[gid], r)
-        m = kspace.ewald_messages(x, phase, gid, num_graphs, filt)
+        phase = jnp.einsum("gn,gkd,nd->nk", membership, k, r)
+        m = kspace.ewald_messages(x, phase, membership, filt)
         m = get_activation(self.activation)(nn.Dense(c, use_bias=False, name="update_0")(m))
         for i in range(self.num_hidden):
             m = ResidualLayer(c, self.activation, name=f"update_residual_{i}")(m)

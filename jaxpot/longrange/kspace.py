@@ -50,6 +50,18 @@ def ball_volume(k_cutoff: float) -> float:
     return 4.0 / 3.0 * math.pi * k_cutoff**3
 
 
+def reciprocal_cell(cell: jnp.ndarray):
+    """``(B [G, 3, 3], V [G])``: reciprocal vectors ``b_i = 2π a_j × a_k / V`` as rows, so that
+    ``a_i · b_j = 2π δ_ij``, and the volume ``|a_1 · (a_2 × a_3)|`` (Å³). Cross products, not
+    ``jnp.linalg.inv``: XLA:CPU's batched 3x3 LAPACK calls and their second derivatives (force
+    training) cost more than the whole Ewald block."""
+    a1, a2, a3 = cell[:, 0], cell[:, 1], cell[:, 2]
+    c23, c31, c12 = jnp.cross(a2, a3), jnp.cross(a3, a1), jnp.cross(a1, a2)
+    signed = jnp.sum(a1 * c23, axis=-1)
+    recip = 2 * jnp.pi * jnp.stack([c23, c31, c12], axis=1) / signed[:, None, None]
+    return recip, jnp.abs(signed)
+
+
 def reciprocal_k_vectors(cell: jnp.ndarray, periodic: jnp.ndarray, k_cutoff: float, max_index: int):
     """Reciprocal lattice vectors of every graph's cell inside the ``k_cutoff`` ball.
 
@@ -67,10 +79,9 @@ def reciprocal_k_vectors(cell: jnp.ndarray, periodic: jnp.ndarray, k_cutoff: flo
     dtype = cell.dtype
     eye = jnp.eye(3, dtype=dtype)
     safe_cell = jnp.where(periodic[:, None, None], cell, eye)
-    recip = 2 * jnp.pi * jnp.swapaxes(jnp.linalg.inv(safe_cell), -1, -2)  # [G, 3, 3], rows b_i
+    recip, volume = reciprocal_cell(safe_cell)
     n = jnp.asarray(half_index_box(max_index), dtype)
     k = jnp.einsum("md,gde->gme", n, recip)
-    volume = jnp.abs(jnp.linalg.det(safe_cell))
     inside = (jnp.sum(k * k, axis=-1) <= k_cutoff**2) & periodic[:, None]
     weight = jnp.where(inside, 2 * (2 * jnp.pi) ** 3 / (volume[:, None] * ball_volume(k_cutoff)), 0.0)
     return jnp.where(inside[..., None], k, 0.0), weight.astype(dtype)
@@ -133,32 +144,34 @@ def angular_error_bound(x, angular_degree: int, terms: int = 80) -> np.ndarray:
     return np.sum(terms_, axis=0).reshape(x.shape)
 
 
-def structure_factor(h: jnp.ndarray, phase: jnp.ndarray, gid: jnp.ndarray, num_graphs: int):
+def structure_factor(h: jnp.ndarray, phase: jnp.ndarray, membership: jnp.ndarray):
     """``s_k = sum_i h_i exp(-i k·r_i)`` per graph and channel (paper's structure factor).
 
     Args:
       h: [N, C] node features; phase: [N, K] ``k·r_i`` with the node's graph's k-vectors;
-      gid: [N] graph index (sorted).
+      membership: [G, N] one-hot graph membership (dense products, no scatter: XLA:CPU's
+        scatter-adds over [N, K, C] were 20x slower than the whole backbone).
 
     Returns: ``(Re s [G, K, C], Im s [G, K, C])``.
     """
-    import jax
-
     cos, sin = jnp.cos(phase), jnp.sin(phase)
-    real = jax.ops.segment_sum(cos[:, :, None] * h[:, None, :], gid, num_graphs, indices_are_sorted=True)
-    imag = -jax.ops.segment_sum(sin[:, :, None] * h[:, None, :], gid, num_graphs, indices_are_sorted=True)
+    real = jnp.einsum("gn,nk,nc->gkc", membership, cos, h)
+    imag = -jnp.einsum("gn,nk,nc->gkc", membership, sin, h)
     return real, imag
 
 
-def ewald_messages(h, phase, gid, num_graphs, filt):
-    """``m_i = sum_k Φ_k Re(s_k exp(i k·r_i))`` (paper eq. 6 with the filter of eq. 7).
+def ewald_messages(h, phase, membership, filt):
+    """``m_i = sum_k Φ_k Re(s_k exp(i k·r_i))`` (the long-range message of the paper's Sec. 3).
 
     Args:
-      h: [N, C]; phase: [N, K]; gid: [N]; filt: [G, K, C] the filter times the k-point weights.
+      h: [N, C]; phase: [N, K]; membership: [G, N] one-hot; filt: [G, K, C] the filter times
+        the k-point weights.
 
     Returns: [N, C].
     """
-    real, imag = structure_factor(h, phase, gid, num_graphs)
+    real, imag = structure_factor(h, phase, membership)
     cos, sin = jnp.cos(phase), jnp.sin(phase)
-    # Re(s e^{iθ}) = Re s cos θ - Im s sin θ
-    return jnp.einsum("nk,nkc->nc", cos, (filt * real)[gid]) - jnp.einsum("nk,nkc->nc", sin, (filt * imag)[gid])
+    # Re(s e^{iθ}) = Re s cos θ - Im s sin θ, each node reading its own graph's s
+    return jnp.einsum("gn,nk,gkc->nc", membership, cos, filt * real) - jnp.einsum(
+        "gn,nk,gkc->nc", membership, sin, filt * imag
+    )
