@@ -340,6 +340,38 @@ def print_table(records: list[dict]) -> None:
             print(f"- FAILED {r.get('code')}: {r['error']}: {tail[-1] if tail else ''}")
 
 
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.startswith("{")] if path.is_file() else []
+
+
+def compare_histories(run_dir: str) -> int:
+    """Validation errors of both codes epoch by epoch, from a run folder's histories, also when a run
+    was cut short: jaxpot's trainer writes ``jaxpot_run/metrics.jsonl`` after every epoch and the
+    peer appends to ``mace-torch_history.jsonl`` after every epoch."""
+    run = Path(run_dir)
+    jax_rows = _read_jsonl(run / "jaxpot_history.jsonl") or _read_jsonl(run / "jaxpot_run" / "metrics.jsonl")
+    jax_by = {r["epoch"]: r for r in jax_rows if r.get("valid")}
+    mace_by = {r["epoch"]: r for r in _read_jsonl(run / "mace-torch_history.jsonl")}
+    if not jax_by and not mace_by:
+        sys.exit(f"benchmarks/mace_parity.py: --compare-histories: no history in {run_dir!r}")
+    print(f"\n## {run_dir}: validation MAEs per epoch (E meV/molecule, E meV/atom, F meV/Å; ratio jaxpot / mace-torch)")
+    print("| epoch | jaxpot E | mace-torch E | ratio | jaxpot E/atom | mace-torch E/atom | jaxpot F | mace-torch F "
+          "| ratio | jaxpot s | mace-torch s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for epoch in sorted(set(jax_by) | set(mace_by)):
+        j, m = jax_by.get(epoch, {}).get("valid"), mace_by.get(epoch, {}).get("valid")
+        je = j["energy_mae"] * 1e3 if j else None
+        jea = j["energy_per_atom_mae"] * 1e3 if j else None
+        jf = j["forces_mae"] * 1e3 if j else None
+        me = m["mae_e"] * 1e3 if m else None
+        mea = m["mae_e_per_atom"] * 1e3 if m else None
+        mf = m["mae_f"] * 1e3 if m else None
+        print(f"| {epoch} | {_f(je)} | {_f(me)} | {_f(_ratio(je, me))} | {_f(jea, '{:.3f}')} | {_f(mea, '{:.3f}')} | "
+              f"{_f(jf)} | {_f(mf)} | {_f(_ratio(jf, mf))} | {_f(jax_by.get(epoch, {}).get('epoch_time_s'), '{:.1f}')} | "
+              f"{_f(mace_by.get(epoch, {}).get('epoch_time_s'), '{:.1f}')} |")
+    return 0
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="benchmarks/mace_parity.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -371,6 +403,9 @@ def parse_args(argv):
     p.add_argument("--reuse-protocol", action="store_true",
                    help="use the protocol.json already in --workdir (written by another run of this script), e.g. "
                         "to run --codes mace-torch beside a --codes jaxpot run (timings are then contended)")
+    p.add_argument("--compare-histories", metavar="RUN", default=None,
+                   help="print both codes' validation errors epoch by epoch from the histories in a run folder "
+                        "(works on runs cut short)")
     p.add_argument("--table-only", metavar="FILE", default=None, help="print the table from a JSON-lines file")
     p.add_argument("--child", choices=["jaxpot"], default=None, help=argparse.SUPPRESS)
     p.add_argument("--protocol", default=None, help=argparse.SUPPRESS)
@@ -400,6 +435,8 @@ def main(argv=None) -> int:
             sys.exit(f"benchmarks/mace_parity.py: --table-only: no such file {args.table_only!r}")
         print_table([json.loads(ln) for ln in Path(args.table_only).read_text().splitlines() if ln.startswith("{")])
         return 0
+    if args.compare_histories:
+        return compare_histories(args.compare_histories)
     if args.child == "jaxpot":
         print(json.dumps(run_jaxpot(args)), flush=True)
         return 0
