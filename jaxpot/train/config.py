@@ -137,7 +137,7 @@ def config_from_dict(raw: dict) -> Config:
     head_options(config.model.properties)  # unknown heads or head options are errors now
     from jaxpot.models import hyperparameters
 
-    known = set(hyperparameters(config.model.name)) - {"num_species", "cutoff"}
+    known = (set(hyperparameters(config.model.name)) - {"num_species", "cutoff"}) | {"ewald"}  # jaxpot.longrange
     unknown = sorted(set(config.model.hparams) - known)
     if unknown:
         close = {k: difflib.get_close_matches(k, sorted(known), n=1) for k in unknown}
