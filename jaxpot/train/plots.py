@@ -34,7 +34,10 @@ def plot_learning_curves(history: list[dict], path) -> Path:
             axes[1].semilogy(epochs, [np.nan if v is None else v * scale for v in values], label=label)
     axes[1].set_xlabel("epoch")
     axes[1].set_ylabel("validation error")
-    axes[1].legend()
+    if axes[1].get_legend_handles_labels()[0]:
+        axes[1].legend()
+    else:  # trained without a validation set
+        axes[1].text(0.5, 0.5, "no validation set", ha="center", va="center", transform=axes[1].transAxes)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)
