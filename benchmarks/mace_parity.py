@@ -125,7 +125,7 @@ def make_protocol(args, run_dir: Path) -> dict:
         "model": {"r_max": args.r_max, "num_bessel": args.num_bessel, "num_polynomial_cutoff": 5, "max_ell": 3,
                   "num_interactions": 2, "hidden_irreps": args.hidden_irreps, "correlation": 3,
                   "MLP_irreps": "16x0e", "radial_MLP": [64, 64, 64], "dtype": "float32"},
-        "training": {"epochs": args.epochs, "batch_size": args.batch_size, "optimizer": "amsgrad",
+        "training": {"epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer,
                      "learning_rate": args.lr, "schedule": "plateau", "plateau_factor": 0.8,
                      "plateau_patience": args.plateau_patience, "clip_norm": 10.0, "weight_decay": 0.0,
                      "weights": {"energy": args.energy_weight, "forces": args.forces_weight}},
@@ -392,6 +392,10 @@ def parse_args(argv):
     p.add_argument("--num-bessel", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=5)
     p.add_argument("--lr", type=float, default=0.01, help="AMSGrad learning rate (default 0.01, mace's)")
+    p.add_argument("--optimizer", choices=["amsgrad", "adam"], default="amsgrad",
+                   help="amsgrad (both codes; mace_run_train cannot switch it off) or adam (jaxpot only: a diagnostic "
+                        "of the AMSGrad variants, optax's max of the bias-corrected second moment against torch's max "
+                        "of the raw one)")
     p.add_argument("--plateau-patience", type=int, default=50, help="epochs before the rate drops by 0.8 (mace's 50)")
     p.add_argument("--energy-weight", type=float, default=1.0, help="w_E on MSE(energy per atom) in eV^2")
     p.add_argument("--forces-weight", type=float, default=100.0, help="w_F on MSE(force components) in (eV/A)^2")
@@ -418,6 +422,8 @@ def parse_args(argv):
         args.epochs = DEFAULT_EPOCHS
     if args.epochs < 1:
         p.error("--epochs must be >= 1")
+    if args.optimizer != "amsgrad" and "mace-torch" in args.codes:
+        p.error("--optimizer adam is for --codes jaxpot only: mace_run_train always uses AMSGrad")
     bad = [c for c in args.codes if c not in CODES]
     if bad:
         p.error(f"unknown code(s) {bad}; choose from {', '.join(CODES)}")
