@@ -124,7 +124,8 @@ def make_protocol(args, run_dir: Path) -> dict:
         "avg_num_neighbors": float(average_num_neighbors(train, args.r_max)),
         "model": {"r_max": args.r_max, "num_bessel": args.num_bessel, "num_polynomial_cutoff": 5, "max_ell": 3,
                   "num_interactions": 2, "hidden_irreps": args.hidden_irreps, "correlation": 3,
-                  "MLP_irreps": "16x0e", "radial_MLP": [64, 64, 64], "dtype": "float32"},
+                  "MLP_irreps": "16x0e", "radial_MLP": [64, 64, 64], "dtype": "float32",
+                  "peer_use_reduced_cg": args.peer_reduced_cg},
         "training": {"epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer,
                      "learning_rate": args.lr, "schedule": "plateau", "plateau_factor": 0.8,
                      "plateau_patience": args.plateau_patience, "clip_norm": 10.0, "weight_decay": 0.0,
@@ -392,6 +393,10 @@ def parse_args(argv):
     p.add_argument("--num-bessel", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=5)
     p.add_argument("--lr", type=float, default=0.01, help="AMSGrad learning rate (default 0.01, mace's)")
+    p.add_argument("--peer-reduced-cg", action="store_true",
+                   help="mace-torch with --use_reduced_cg True: the linearly independent symmetric-contraction basis, "
+                        "jaxpot's (mace 0.3.16's default keeps the redundant coupling paths: 23 instead of 8 weights per "
+                        "channel and element for 0e at correlation 3, max_ell 3)")
     p.add_argument("--optimizer", choices=["amsgrad", "adam"], default="amsgrad",
                    help="amsgrad (both codes; mace_run_train cannot switch it off) or adam (jaxpot only: a diagnostic "
                         "of the AMSGrad variants, optax's max of the bias-corrected second moment against torch's max "

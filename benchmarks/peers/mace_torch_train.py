@@ -55,6 +55,7 @@ def mace_argv(proto: dict, work_dir: Path) -> list[str]:
         "--num_interactions", str(hp["num_interactions"]),
         "--hidden_irreps", hp["hidden_irreps"],
         "--correlation", str(hp["correlation"]),
+        "--use_reduced_cg", str(bool(hp.get("peer_use_reduced_cg", False))),
         "--MLP_irreps", hp["MLP_irreps"],
         "--radial_MLP", "[" + ", ".join(str(w) for w in hp["radial_MLP"]) + "]",
         "--scaling", "rms_forces_scaling",
