@@ -394,9 +394,10 @@ def parse_args(argv):
     p.add_argument("--batch-size", type=int, default=5)
     p.add_argument("--lr", type=float, default=0.01, help="AMSGrad learning rate (default 0.01, mace's)")
     p.add_argument("--peer-reduced-cg", action="store_true",
-                   help="mace-torch with --use_reduced_cg True: the linearly independent symmetric-contraction basis, "
-                        "jaxpot's (mace 0.3.16's default keeps the redundant coupling paths: 23 instead of 8 weights per "
-                        "channel and element for 0e at correlation 3, max_ell 3)")
+                   help="mace-torch with --use_reduced_cg True. Measured with mace 0.3.16 at 32x0e+32x1o: the same "
+                        "parameter count (93,520) and identical validation errors as without it, so it does not touch "
+                        "the symmetric contraction's 23 (0e) / 51 (1o) correlation-3 weights per element and channel, "
+                        "where jaxpot has 8 / 12")
     p.add_argument("--optimizer", choices=["amsgrad", "adam"], default="amsgrad",
                    help="amsgrad (both codes; mace_run_train cannot switch it off) or adam (jaxpot only: a diagnostic "
                         "of the AMSGrad variants, optax's max of the bias-corrected second moment against torch's max "
