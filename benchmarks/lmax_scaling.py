@@ -49,7 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 from ase.build import bulk
 
-import jaxpot
+import jaxpot  # noqa: F401  (XLA flags and float64 before JAX runs)
 from jaxpot.graph import edge_vectors, from_atoms
 from jaxpot.models.escn import edge_frame_rotations
 from jaxpot.models.scn import SCNMessage

@@ -30,7 +30,14 @@ def make_potential(name: str, dtype: str = "float64", seed: int = 0, **overrides
     return jaxpot.Potential.create(name, SPECIES, CUTOFF, seed=seed, e0=e0, scale=1.3, dtype=dtype, **hparams)
 
 
-@pytest.fixture(params=jaxpot.models.available())
+# Models that are equivariant only up to a measured, bounded error (EquiformerV2's sphere-grid
+# activations alias at every finite grid, and it is chiral): the suite's exact (1e-9) checks do
+# not apply; tests/test_equiformer_v2.py runs the same checks with their measured tolerances.
+APPROXIMATELY_EQUIVARIANT = {"equiformer_v2"}
+EXACT_MODELS = [m for m in jaxpot.models.available() if m not in APPROXIMATELY_EQUIVARIANT]
+
+
+@pytest.fixture(params=EXACT_MODELS)
 def model_name(request) -> str:
     return request.param
 

@@ -16,7 +16,7 @@ from ase import Atoms
 import jaxpot
 from jaxpot.graph import from_atoms, graph_mask, node_mask
 from jaxpot.heads import AtomisticModel
-from conftest import CUTOFF, EWALD_VARIANTS, ethanol, make_potential, acetamide, skewed_cell
+from conftest import CUTOFF, EWALD_VARIANTS, EXACT_MODELS, ethanol, make_potential, acetamide, skewed_cell
 
 # SO(3)- but not O(3)-equivariant models skip the inversion case: they are chiral by design
 # (eSCN's SO(2) convolutions have imaginary weights, which tell mirror images apart; tests/test_scn.py).
@@ -25,9 +25,9 @@ SO3_ONLY: set[str] = {"escn"}
 LONG_RANGE: set[str] = set(EWALD_VARIANTS)
 
 
-@pytest.fixture(params=jaxpot.models.available() + EWALD_VARIANTS)
+@pytest.fixture(params=EXACT_MODELS + EWALD_VARIANTS)
 def model_name(request) -> str:
-    """Every registered backbone, and backbones with the Ewald block ("<model>+ewald")."""
+    """Every registered backbone (but the approximately equivariant, conftest.py), and backbones with the Ewald block ("<model>+ewald")."""
     return request.param
 
 

@@ -95,22 +95,3 @@ def test_parameter_shapes_follow_mace_torch():
 def test_bad_hyperparameters(hparams, match):
     with pytest.raises(ValueError, match=match):
         make_potential("mace", "float64", **hparams)
-
-
-def test_runs_in_jax_md():
-    """MACE through jaxpot.md's jax-md energy function (neighbour list on device, unused slots
-    with index N) gives the Potential's energy and forces."""
-    from jax_md import space
-
-    import jaxpot.md as md
-
-    pot = make_potential("mace", "float64")
-    atoms = ethanol()
-    displacement, _ = space.free()
-    neighbor_fn, energy_fn = md.energy_fn(pot, displacement, None, atoms.numbers)
-    position = jnp.asarray(atoms.positions)
-    nbrs = neighbor_fn.allocate(position)
-    energy, grad = jax.jit(jax.value_and_grad(energy_fn))(position, neighbor=nbrs)
-    ref = pot.calculate(atoms)
-    np.testing.assert_allclose(float(energy), ref["energy"], rtol=0, atol=1e-9)
-    np.testing.assert_allclose(-np.asarray(grad), ref["forces"], rtol=0, atol=1e-9)

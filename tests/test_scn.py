@@ -149,7 +149,6 @@ import dataclasses  # noqa: E402
 
 from conftest import ethanol, make_potential  # noqa: E402
 
-import jaxpot.md as md  # noqa: E402
 from jaxpot.heads import AtomisticModel  # noqa: E402
 
 
@@ -222,52 +221,3 @@ def test_escn_is_chiral_but_rotation_invariant():
     e0, e_rot, e_mir = (pot.calculate(a)["energy"] for a in (atoms, rotated, mirrored))
     assert abs(e_mir - e0) > 100 * abs(e_rot - e0) + 1e-10
 
-
-@pytest.mark.parametrize("name", ["scn", "escn"])
-def test_runs_in_jax_md(name):
-    from jax_md import space
-
-    pot = make_potential(name)
-    atoms = ethanol()
-    displacement, _ = space.free()
-    neighbor_fn, energy_fn = md.energy_fn(pot, displacement, None, atoms.numbers)
-    position = jnp.asarray(atoms.positions)
-    nbrs = neighbor_fn.allocate(position)
-    energy, grad = jax.jit(jax.value_and_grad(energy_fn))(position, neighbor=nbrs)
-    ref = pot.calculate(atoms)
-    np.testing.assert_allclose(float(energy), ref["energy"], rtol=0, atol=1e-9)
-    np.testing.assert_allclose(-np.asarray(grad), ref["forces"], rtol=0, atol=1e-9)
-
-
-@pytest.mark.parametrize("name", ["scn", "escn"])
-def test_trains_a_few_steps(name):
-    """Adam on energies and forces of rattled ethanol frames (EMT labels) lowers the loss."""
-    import optax
-    from ase.calculators.emt import EMT
-
-    frames = []
-    for k in range(4):
-        atoms = ethanol(seed=k, rattle=0.1)
-        atoms.calc = EMT()
-        atoms.info["energy"], atoms.arrays["forces"] = atoms.get_potential_energy(), atoms.get_forces()
-        frames.append(atoms)
-    pot = make_potential(name, "float32")
-    graph = pot.prepare(pot.graph(frames))
-    n = sum(len(a) for a in frames)
-    e_ref = jnp.asarray([a.info["energy"] for a in frames], jnp.float32)
-    f_ref = jnp.asarray(np.concatenate([a.arrays["forces"] for a in frames]), jnp.float32)
-    e0 = pot.calculate(frames[0])["energy"]
-
-    def loss(params):
-        e, f = pot.energy_and_forces_fn(params, graph)
-        return jnp.mean((e[: len(frames)] - e0 - (e_ref - e_ref[0])) ** 2) + jnp.mean((f[:n] - f_ref) ** 2)
-
-    opt = optax.adam(5e-3)
-    params, state = pot.params, opt.init(pot.params)
-    step = jax.jit(lambda p, s: (lambda lv, g: (lv, *opt.update(g, s, p)))(*jax.value_and_grad(loss)(p)))
-    losses = []
-    for _ in range(8):
-        value, updates, state = step(params, state)
-        params = optax.apply_updates(params, updates)
-        losses.append(float(value))
-    assert np.all(np.isfinite(losses)) and losses[-1] < 0.85 * losses[0]

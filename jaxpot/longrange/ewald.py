@@ -43,7 +43,6 @@ from typing import Any
 
 import e3nn_jax as e3nn
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import jraph
 import numpy as np

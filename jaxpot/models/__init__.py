@@ -9,7 +9,7 @@ from jaxpot.models import mace  # noqa: F401
 from jaxpot.models import nequip, segnn  # noqa: F401
 from jaxpot.models import gnnlf  # noqa: F401
 from jaxpot.models import leftnet  # noqa: F401
-from jaxpot.models import equiformer  # noqa: F401
+from jaxpot.models import equiformer, equiformer_v2  # noqa: F401
 from jaxpot.models import escn, scn  # noqa: F401
 from jaxpot.models.registry import available, build, hyperparameters, register, small_hyperparameters
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import e3nn_jax as e3nn
 import flax.linen as nn
-import jax.numpy as jnp
 import jraph
 
 from jaxpot.graph import edge_vectors
