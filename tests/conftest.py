@@ -14,16 +14,31 @@ CUTOFF = 4.0
 
 
 # Backbones with the Ewald long-range block (jaxpot.longrange), run by the conformance suite as
-# "<model>+ewald" (MACE+Ewald only in tests/test_ewald.py, to keep the suite's time). k_c = 1.5 Å⁻¹
+# "<model>+ewald" (PaiNN only; SchNet and MACE with the block in tests/test_ewald.py, to keep the suite's time). k_c = 1.5 Å⁻¹
 # reaches reciprocal vectors of skewed_cell (|b_3| = 1.0 Å⁻¹); the angular rule of degree 23 keeps
 # the molecules' rotation error below 1e-11 of the filter (kspace.angular_error_bound(5.6, 23)).
 EWALD_SMALL = {"k_cutoff": 1.5, "num_rbf": 8, "downprojection": 4, "num_hidden": 1, "num_radial": 2,
                "angular_degree": 23, "max_cell_length": 8.0}
-EWALD_VARIANTS = ["schnet+ewald", "painn+ewald"]
+EWALD_VARIANTS = ["painn+ewald"]  # SchNet+Ewald and MACE+Ewald: tests/test_ewald.py
+
+
+_POTENTIALS: dict = {}
 
 
 def make_potential(name: str, dtype: str = "float64", seed: int = 0, **overrides) -> jaxpot.Potential:
-    """A small potential of model ``name`` (or ``"<model>+ewald"``) with non-trivial E0s and scale."""
+    """A small potential of model ``name`` (or ``"<model>+ewald"``) with non-trivial E0s and scale.
+
+    Kept per arguments (tests never modify a Potential), so the suite initialises each model
+    once per dtype and reuses its compiled functions across tests: compilation is most of the
+    suite's time.
+    """
+    key = (name, dtype, seed, repr(sorted(overrides.items())))
+    if key not in _POTENTIALS:
+        _POTENTIALS[key] = _new_potential(name, dtype, seed, **overrides)
+    return _POTENTIALS[key]
+
+
+def _new_potential(name: str, dtype: str, seed: int, **overrides) -> jaxpot.Potential:
     name, _, addon = name.partition("+")
     hparams = jaxpot.models.small_hyperparameters(name) | ({"ewald": EWALD_SMALL} if addon == "ewald" else {}) | overrides
     e0 = {"H": -13.6, "C": -1029.0, "N": -1485.0, "O": -2042.0, "Si": -7880.0}
@@ -42,15 +57,9 @@ def model_name(request) -> str:
     return request.param
 
 
-_CACHE: dict = {}
-
-
 @pytest.fixture
 def pot64(model_name) -> jaxpot.Potential:
-    key = (model_name, "float64")
-    if key not in _CACHE:
-        _CACHE[key] = make_potential(model_name, "float64")
-    return _CACHE[key]
+    return make_potential(model_name, "float64")
 
 
 def ethanol(seed: int = 0, rattle: float = 0.05) -> Atoms:

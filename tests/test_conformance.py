@@ -184,9 +184,9 @@ def test_smooth_at_cutoff(pot64, model_name):
     assert forces[1] <= forces[0] / 5 + 1e-12
 
 
-@pytest.mark.parametrize("name", sorted(set(jaxpot.models.available()) - LONG_RANGE))
-def test_locality(name):
-    pot = make_potential(name)
+@pytest.mark.parametrize("model_name", sorted(set(EXACT_MODELS) - LONG_RANGE))
+def test_locality(model_name):
+    pot = make_potential(model_name)
     a, b = ethanol(), acetamide()
     b.positions += np.array([CUTOFF + 12.0, 0.0, 0.0])
     both = a + b
