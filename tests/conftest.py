@@ -87,14 +87,3 @@ def skewed_cell(seed: int = 2) -> Atoms:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
-
-
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (README's ``-n 2 --dist loadgroup``), keep each model's tests on one
-    worker and each other module's tests together: their potentials and compiled functions are
-    cached per process, and compilation is most of the suite's time."""
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        name = callspec.params.get("model_name") if callspec is not None else None
-        group = f"model-{name}" if name else item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
