@@ -348,16 +348,25 @@ def drive(args) -> int:
     e0 = ", ".join(f"Z={z}: {e:.4f}" for z, e in zip(proto["species"], proto["e0_eV"]))
     print(f"# protocol: {proto_path} ({len(proto['train_indices'])} train / {len(proto['valid_indices'])} valid, "
           f"E0 eV {{{e0}}}, scale {proto['scale']:.4f}, {args.epochs} epochs)", file=sys.stderr, flush=True)
+    records, failures = run_codes(codes, args, run_dir, proto_path, os.path.abspath(__file__), PEER_SCRIPT)
+    print_table(records)
+    return failures
+
+
+def run_codes(codes, args, run_dir: Path, proto_path: Path, driver: str, peer_script) -> tuple[list[dict], int]:
+    """Train with each code in its own child process (jaxpot: ``driver --child jaxpot``; a peer:
+    ``args.peer_python peer_script``), one after the other, each writing its per-epoch history;
+    prints and appends (``args.out``) one JSON line per code. Returns (records, failures)."""
     sink = open(args.out, "a") if args.out else None
     records, failures = [], 0
     try:
         for code in codes:
             history = str(run_dir / f"{code}_history.jsonl")
             if code == "jaxpot":
-                cmd = [sys.executable, os.path.abspath(__file__), "--child", "jaxpot", "--protocol", str(proto_path),
+                cmd = [sys.executable, driver, "--child", "jaxpot", "--protocol", str(proto_path),
                        "--threads", str(args.threads), "--workdir", str(run_dir), "--history", history]
             else:
-                cmd = [args.peer_python, str(PEER_SCRIPT), "--protocol", str(proto_path), "--threads",
+                cmd = [args.peer_python, str(peer_script), "--protocol", str(proto_path), "--threads",
                        str(args.threads), "--history", history]
             rec = run_child(cmd, {"code": code}, args.timeout)
             rec["protocol"] = str(proto_path)
@@ -372,8 +381,7 @@ def drive(args) -> int:
     finally:
         if sink:
             sink.close()
-    print_table(records)
-    return failures
+    return records, failures
 
 
 # ---------------------------------------------------------------------------------------

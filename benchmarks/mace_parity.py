@@ -62,7 +62,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from accuracy import ClockedLoader, _f, pin_threads, run_child  # noqa: E402
+from accuracy import ClockedLoader, _f, pin_threads, run_codes  # noqa: E402
 from accuracy import REPO, DEFAULT_DATA, PEERS_ENV  # noqa: E402
 from epoch_clock import summarize_epochs  # noqa: E402  (accuracy.py put peers/ on sys.path)
 
@@ -271,30 +271,7 @@ def drive(args) -> int:
     print(f"# protocol: {proto_path} ({len(proto['train_indices'])} train / {len(proto['valid_indices'])} valid, "
           f"E0 eV {{{e0}}}, scale {proto['scale']:.4f}, avg_num_neighbors {proto['avg_num_neighbors']:.3f}, "
           f"{args.epochs} epochs, hidden_irreps {args.hidden_irreps})", file=sys.stderr, flush=True)
-    sink = open(args.out, "a") if args.out else None
-    records, failures = [], 0
-    try:
-        for code in args.codes:
-            history = str(run_dir / f"{code}_history.jsonl")
-            if code == "jaxpot":
-                cmd = [sys.executable, os.path.abspath(__file__), "--child", "jaxpot", "--protocol", str(proto_path),
-                       "--threads", str(args.threads), "--workdir", str(run_dir), "--history", history]
-            else:
-                cmd = [args.peer_python, str(PEER_SCRIPT), "--protocol", str(proto_path), "--threads",
-                       str(args.threads), "--history", history]
-            rec = run_child(cmd, {"code": code}, args.timeout)
-            rec["protocol"] = str(proto_path)
-            rec["history"] = history
-            failures += "error" in rec
-            records.append(rec)
-            line = json.dumps(rec)
-            print(line, flush=True)
-            if sink:
-                sink.write(line + "\n")
-                sink.flush()
-    finally:
-        if sink:
-            sink.close()
+    records, failures = run_codes(args.codes, args, run_dir, proto_path, os.path.abspath(__file__), PEER_SCRIPT)
     print_table(records)
     return failures
 
