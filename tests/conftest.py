@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+
+import jax
 import numpy as np
 import pytest
 from ase import Atoms
@@ -87,3 +90,35 @@ def skewed_cell(seed: int = 2) -> Atoms:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+def _count_lines(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            return sum(1 for _ in f)
+    except OSError:  # not Linux
+        return None
+
+
+def _max_map_count() -> int:
+    try:
+        with open("/proc/sys/vm/max_map_count") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 65530
+
+
+@pytest.fixture(autouse=True)
+def _release_compiled_code():
+    """Drop JAX's compilation caches when this process holds many memory maps.
+
+    XLA:CPU maps about 12 memory regions per compiled executable (code, constants, data), and
+    the suite compiles thousands of them in one process; at Linux's ``vm.max_map_count``
+    (65530 by default) the next compilation's mmap fails and LLVM segfaults inside
+    ``backend_compile_and_load``. Cleared functions recompile on their next call.
+    """
+    yield
+    maps = _count_lines("/proc/self/maps")
+    if maps is not None and maps > 0.5 * _max_map_count():
+        jax.clear_caches()
+        gc.collect()
