@@ -40,6 +40,12 @@ def outputs(pot, atoms_list, charges=None, **sizes) -> dict:
             "polarizability": np.asarray(out["polarizability"])[:k]}
 
 
+# Sphere-grid activations (SCN, eSCN) make the heads equivariant only up to the grid's aliasing
+# (measured and bounded in tests/test_scn.py); eSCN is also chiral, so its mirror images differ.
+GRID_MODELS = {"scn", "escn"}
+CHIRAL = {"escn"}
+
+
 def test_tensor_heads_transform_as_tensors(model_name):
     """Dipole rotates (and flips under inversion) as a vector, polarizability as R α Rᵀ (and is
     symmetric, and even under inversion); both are translation invariant (centroid origin),
@@ -57,16 +63,18 @@ def test_tensor_heads_transform_as_tensors(model_name):
     mu, alpha, q = out["dipole"], out["polarizability"], out["charges"]
     n = len(atoms)
     np.testing.assert_allclose(q.reshape(4, n).sum(axis=1), [0.0, 0.0, 1.0, 1.0], atol=1e-10)
-    np.testing.assert_allclose(mu[1], q_rot @ mu[0], atol=1e-9)
-    np.testing.assert_allclose(alpha[1], q_rot @ alpha[0] @ q_rot.T, atol=1e-9)
+    tol = 1e-5 if model_name in GRID_MODELS else 1e-9
+    np.testing.assert_allclose(mu[1], q_rot @ mu[0], atol=tol)
+    np.testing.assert_allclose(alpha[1], q_rot @ alpha[0] @ q_rot.T, atol=tol)
     np.testing.assert_allclose(alpha, np.swapaxes(alpha, 1, 2), atol=1e-12)
     assert np.abs(alpha[0] - np.trace(alpha[0]) / 3 * np.eye(3)).max() > 1e-6  # anisotropic
     # charge +1: the charges shift by 1/n each, the dipole about the centroid by sum (1/n)(r - c) = 0
     np.testing.assert_allclose(q[3 * n:], q[:n] + 1.0 / n, atol=1e-10)
     np.testing.assert_allclose(mu[3], mu[0], atol=1e-9)
     np.testing.assert_allclose(alpha[3], alpha[0], atol=1e-9)
-    np.testing.assert_allclose(mu[2], q_inv @ mu[0], atol=1e-9)
-    np.testing.assert_allclose(alpha[2], q_inv @ alpha[0] @ q_inv.T, atol=1e-9)
+    if model_name not in CHIRAL:
+        np.testing.assert_allclose(mu[2], q_inv @ mu[0], atol=tol)
+        np.testing.assert_allclose(alpha[2], q_inv @ alpha[0] @ q_inv.T, atol=tol)
     features = jax.eval_shape(lambda: pot.module.apply(pot.params, pot.prepare(pot.graph(atoms)),
                                                        method=jaxpot.heads.AtomisticModel.features))
     if features.irreps.filter(keep="1o").dim == 0:  # charges only: mu = sum q_i (r_i - centroid)
