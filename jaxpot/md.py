@@ -379,7 +379,10 @@ def energy_fn(
                 # jax-md's stress strains the displacements; models that read positions and the
                 # cell (Ewald message passing) must see the same strain: x -> (1 + ε) x
                 eps = jnp.asarray(kwargs["perturbation"], dtype)
-                real, cell = real @ eps.T, cell @ eps.T
+                if eps.ndim == 0:  # isotropic (NPT's pressure): a scalar 1 + ε
+                    real, cell = real * eps, cell * eps
+                else:
+                    real, cell = real @ eps.T, cell @ eps.T
         else:
             cell, pbc = jnp.zeros((3, 3), dtype), jnp.zeros((3,), bool)
         g = _graph_from_pairs(
