@@ -173,12 +173,16 @@ def run_jaxpot(args) -> dict:
         if abs(got - proto["checks"][f"{name}_energy_sum_eV"]) > 1e-6 * max(1.0, abs(got)):
             raise SystemExit(f"{name} energies read back from {proto[name + '_xyz']} differ from the protocol's")
     species = proto["species"]
-    model_hp = {k: hp[k] for k in ("num_bessel", "num_polynomial_cutoff", "max_ell", "num_interactions",
-                                   "hidden_irreps", "correlation", "MLP_irreps")}
+    if args.jaxpot_model == "mace":
+        model_hp = {k: hp[k] for k in ("num_bessel", "num_polynomial_cutoff", "max_ell", "num_interactions",
+                                       "hidden_irreps", "correlation", "MLP_irreps")}
+        model_hp |= {"radial_MLP": tuple(hp["radial_MLP"]), "avg_num_neighbors": proto["avg_num_neighbors"]}
+    else:  # another backbone on the same protocol (benchmarks/zoo_accuracy.py)
+        model_hp = {}
+    model_hp |= json.loads(args.jaxpot_hp or "{}")
     pot = jaxpot.Potential.create(
-        "mace", species, hp["r_max"], seed=proto["init_seed"], e0=proto["e0_eV"], scale=proto["scale"], shift=0.0,
-        dtype=hp["dtype"], radial_MLP=tuple(hp["radial_MLP"]), avg_num_neighbors=proto["avg_num_neighbors"],
-        **model_hp,
+        args.jaxpot_model, species, hp["r_max"], seed=proto["init_seed"], e0=proto["e0_eV"], scale=proto["scale"],
+        shift=0.0, dtype=hp["dtype"], **model_hp,
     )
     t0 = time.perf_counter()
     train_loader = ClockedLoader(GraphLoader(train_set, hp["r_max"], species, tr["batch_size"], seed=proto["seed"]))
@@ -218,7 +222,8 @@ def run_jaxpot(args) -> dict:
     timing = summarize_epochs(train_loader.records[: len(history)])
     return {
         "code": "jaxpot",
-        "model": "mace",
+        "model": args.jaxpot_model,
+        "model_hp": {k: (list(v) if isinstance(v, tuple) else v) for k, v in model_hp.items()},
         "stopped": result.stopped,
         "epochs": len(history),
         "epochs_asked": tr["epochs"],
@@ -397,6 +402,8 @@ def parse_args(argv):
     p.add_argument("--child", choices=["jaxpot"], default=None, help=argparse.SUPPRESS)
     p.add_argument("--protocol", default=None, help=argparse.SUPPRESS)
     p.add_argument("--history", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--jaxpot-model", default="mace", help=argparse.SUPPRESS)
+    p.add_argument("--jaxpot-hp", default=None, help=argparse.SUPPRESS)  # JSON: the backbone's hyperparameters
     args = p.parse_args(argv)
     for name, value in (QUICK.items() if args.quick else ()):
         if getattr(args, name) is None:

@@ -60,6 +60,17 @@ def model_name(request) -> str:
     return request.param
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``-n 2 --dist loadgroup``, README's test command), every test of one
+    model runs in the same worker, so that worker alone compiles that model's Potential
+    (``make_potential`` keeps one per process)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        name = callspec.params.get("model_name") if callspec else None
+        if isinstance(name, str):
+            item.add_marker(pytest.mark.xdist_group(name.partition("+")[0]))
+
+
 @pytest.fixture
 def pot64(model_name) -> jaxpot.Potential:
     return make_potential(model_name, "float64")
