@@ -34,6 +34,13 @@ Where jaxpot departs from the paper, and why:
 - Graphs whose cell is periodic along all three axes use the reciprocal lattice; all others
   (molecules, and partially periodic cells: not supported as periodic here) use the
   aperiodic set, with positions relative to their centroid.
+
+Cost: the ball's filter depends on ``|k|`` only, so for batches of small molecules its sum is
+taken shell by shell over same-graph pairs (``kspace.shell_kernels``; the same quadrature in
+another order, equal to rounding) instead of through per-graph structure factors [G, K, C],
+whose memory traffic made the training step of a batch of 10 water dimers 13x the bare
+SchNet's (now ~5x in a bare jitted step, ~2x in the training loop); large graphs keep the
+k-space order (``kspace.pairs_are_cheaper``, a static choice from the padded sizes).
 """
 
 from __future__ import annotations
@@ -127,18 +134,27 @@ class EwaldBlock(nn.Module):
             filt = up(down(gaussian_basis(k_norm, self.k_cutoff, self.num_rbf))).astype(dtype)
             return filt * polynomial_envelope(k_norm, self.k_cutoff, 5)[..., None]
 
-        # the ball's |k| are constants: its filter is computed once, not per graph
-        f_per = filter_fn(safe_norm(k_per, axis=-1)) * w_per[..., None]  # [G, Kp, C]
-        f_ball = filter_fn(jnp.linalg.norm(k_ball, axis=-1)) * w_ball[:, None]  # [Ka, C]
-        size = max(k_per.shape[1], k_ball.shape[0])
-        pad_g = ((0, 0), (0, size - k_per.shape[1]), (0, 0))
-        pad_b = ((0, size - k_ball.shape[0]), (0, 0))
-        k = jnp.where(periodic[:, None, None], jnp.pad(k_per, pad_g), jnp.pad(k_ball, pad_b)[None])
-        filt = jnp.where(periodic[:, None, None], jnp.pad(f_per, pad_g), jnp.pad(f_ball, pad_b)[None])
-
         x = ResidualLayer(c, self.activation, name="pre_residual")(h).astype(dtype)
-        phase = jnp.einsum("gn,gkd,nd->nk", membership, k, r)
-        m = kspace.ewald_messages(x, phase, membership, filt)
+
+        # periodic graphs: their own reciprocal lattice (weight 0 for the other graphs)
+        f_per = filter_fn(safe_norm(k_per, axis=-1)) * w_per[..., None]  # [G, Kp, C]
+        phase = jnp.einsum("nkd,nd->nk", k_per[gid], r)  # a gather of [N, Kp, 3]: small
+        m = kspace.ewald_messages(x, phase, membership, f_per)
+
+        # aperiodic graphs: the ball quadrature, whose |k| and filter are shared by all graphs
+        aperiodic = (~periodic)[gid].astype(dtype)  # [N]
+        radii, radial_w, _, angular_w = kspace.ball_shells(
+            float(self.k_cutoff), self.num_radial, self.angular_degree)
+        if kspace.pairs_are_cheaper(n, num_graphs, k_ball.shape[0], c, len(radii)):
+            same = (gid[:, None] == gid[None, :]).astype(dtype) * aperiodic[:, None] * aperiodic[None, :]
+            k_shells = k_ball.reshape(len(radii), len(angular_w), 3)
+            kernels = kspace.shell_kernels(r, k_shells, jnp.asarray(angular_w, dtype), same)
+            f_shell = filter_fn(jnp.asarray(radii, dtype)) * jnp.asarray(radial_w, dtype)[:, None]  # [S, C]
+            m = m + kspace.pair_messages(x, kernels, f_shell)
+        else:
+            f_ball = filter_fn(jnp.linalg.norm(k_ball, axis=-1)) * w_ball[:, None]  # [K, C], once
+            filt = jnp.broadcast_to(f_ball, (num_graphs,) + f_ball.shape)
+            m = m + aperiodic[:, None] * kspace.ewald_messages(x * aperiodic[:, None], r @ k_ball.T, membership, filt)
         m = get_activation(self.activation)(nn.Dense(c, use_bias=False, name="update_0")(m))
         for i in range(self.num_hidden):
             m = ResidualLayer(c, self.activation, name=f"update_residual_{i}")(m)

@@ -119,13 +119,22 @@ def ball_quadrature(k_cutoff: float, num_radial: int, angular_degree: int) -> tu
     """k-vectors [K, 3] (Å⁻¹) and weights [K] (sum 1) of ``∫_{|k|<=k_c} f(k) d³k / ((4π/3) k_c³)``
     for functions even in ``k``: Gauss-Legendre in ``|k|`` on ``(0, k_c)`` (with the ``k²``
     Jacobian) times ``sphere_quadrature``; ``K = num_radial · P``."""
+    radii, radial_w, directions, angular_w = ball_shells(k_cutoff, num_radial, angular_degree)
+    k = (radii[:, None, None] * directions[None]).reshape(-1, 3)
+    w = (radial_w[:, None] * angular_w[None]).reshape(-1)
+    return k, w
+
+
+@functools.lru_cache(maxsize=None)
+def ball_shells(k_cutoff: float, num_radial: int, angular_degree: int):
+    """``ball_quadrature`` in product form: ``(radii [S] Å⁻¹, radial_weights [S],
+    directions [P, 3], angular_weights [P])``, so that ``k = radii[s] directions[p]`` and
+    ``w = radial_weights[s] angular_weights[p]`` (``s``-major order, as ``ball_quadrature``)."""
     t, wt = np.polynomial.legendre.leggauss(num_radial)
     radii = 0.5 * k_cutoff * (t + 1.0)
     radial_w = 0.5 * k_cutoff * wt * radii**2 * 4 * np.pi / ball_volume(k_cutoff)
     directions, angular_w = sphere_quadrature(angular_degree)
-    k = (radii[:, None, None] * directions[None]).reshape(-1, 3)
-    w = (radial_w[:, None] * angular_w[None]).reshape(-1)
-    return k, w
+    return radii, radial_w, directions, angular_w
 
 
 def angular_error_bound(x, angular_degree: int, terms: int = 80) -> np.ndarray:
@@ -175,3 +184,43 @@ def ewald_messages(h, phase, membership, filt):
     return jnp.einsum("gn,nk,gkc->nc", membership, cos, filt * real) - jnp.einsum(
         "gn,nk,gkc->nc", membership, sin, filt * imag
     )
+
+
+# -- the ball's sum in real space ------------------------------------------------------------
+#
+# On the ball the filter depends on |k| only, so each shell's direction sum is a kernel of the
+# pair's separation: m_i = sum_s Φ_s rw_s sum_{j in graph(i)} h_j A_s(r_i - r_j),
+# A_s(r) = sum_p aw_p cos(k_s u_p · r). The same quadrature, summed in another order (equal
+# to rounding), through [S, N, N] arrays instead of the [G, K, C] structure factors, whose
+# memory traffic dominates the k-space form's training step on CPU (profiled: the step time
+# follows G K C, not the G N K C products). Its cost grows as N², so it is used for batches
+# of small molecules (``pairs_are_cheaper``) and the k-space form for large graphs.
+
+
+def pairs_are_cheaper(num_nodes: int, num_graphs: int, num_k: int, channels: int, num_shells: int) -> bool:
+    """Static choice between the two exact evaluations of the ball's messages: real-space
+    pairs cost ``N² (2K + S C)`` (kernels, then products with ``h``); k-space ``2 G N K C``
+    multiply-adds plus the [G, K, C] arrays' traffic (counted as much again)."""
+    return num_nodes * (2 * num_k + num_shells * channels) <= 4 * num_graphs * num_k * channels
+
+
+def shell_kernels(r: jnp.ndarray, k_shells: jnp.ndarray, angular_w: jnp.ndarray, pair_mask: jnp.ndarray):
+    """``A_s(r_i - r_j) = sum_p aw_p cos(k_sp · (r_i - r_j))`` for every pair, [S, N, N].
+
+    Args:
+      r: [N, 3] positions (Å), relative to anything (only differences enter);
+      k_shells: [S, P, 3] the ball's k-vectors by shell (Å⁻¹); angular_w: [P];
+      pair_mask: [N, N] pairs that interact (same graph), as 0/1 of ``r``'s dtype.
+
+    ``cos(a - b) = cos a cos b + sin a sin b``: one product of [N, 2P] phase tables per shell.
+    """
+    phase = jnp.einsum("nd,spd->snp", r, k_shells)
+    e = jnp.concatenate([jnp.cos(phase), jnp.sin(phase)], axis=-1)  # [S, N, 2P]
+    w = jnp.concatenate([angular_w, angular_w])
+    return jnp.einsum("snp,smp->snm", e * w, e) * pair_mask
+
+
+def pair_messages(h: jnp.ndarray, kernels: jnp.ndarray, shell_filter: jnp.ndarray) -> jnp.ndarray:
+    """``m_i = sum_s Φ_s sum_j A_s(r_ij) h_j`` [N, C], ``kernels`` [S, N, N] (``shell_kernels``),
+    ``shell_filter`` [S, C] the filter at each shell's ``|k|`` times its radial weight."""
+    return jnp.einsum("snm,mc,sc->nc", kernels, h, shell_filter)
