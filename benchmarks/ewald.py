@@ -9,20 +9,23 @@ than 1.8 Å; labelled with GFN2-xTB (tblite, ``jaxpot.reference.calculator("gfn2
 OpenMP thread). With the 4 Å neighbour cutoff used here most separations put the partner
 beyond every edge, so the bare models cannot see the intermolecular energy at all.
 
-Protocol (the same for every model): ``jaxpot.data.split(n, [n_train, n_valid], seed)``, E0s fitted
-on the training set, energy scale = RMS training force, ``jaxpot.train.train`` (AMSGrad, cosine
+Protocol (the same for every model): ``jaxpot.data.split(n, [n_train, n_valid, None], seed)``:
+training, validation (best-epoch selection; choose anything else, e.g. ``--ewald-options``
+or ``--epochs``, on it too) and a held-out test split reported at the end and never used for a
+choice; E0s fitted on the training set, energy scale = RMS training force, ``jaxpot.train.train`` (AMSGrad, cosine
 schedule, EMA, loss weights energy 1000 / forces 100 throughout), the same epochs, batch size and seed; small models
 (features 32, 2 interactions; MACE 16x0e+16x1o, l_max 2, correlation 2). The Ewald block uses
 the paper's aperiodic defaults (``jaxpot.longrange.EwaldBlock``: k_c = 0.4 Å⁻¹, 128 Gaussians,
 down-projection 8, 3 residual layers) with its default quadrature (8 radial nodes, degree 17).
 
-Reported (one JSON line per run, then a table): validation energy MAE (meV per structure) and
-force MAE (meV/Å) of the best-validation model, the relative change with the block, and the
-median training-step time over epochs >= 1 (epoch time / steps; contended when other
-processes run on the machine).
+Reported (one JSON line per run, then a table): test energy MAE (meV per structure) and force
+MAE (meV/Å) of the best-validation model (validation MAEs in the JSON line), the relative
+change with the block, and the median training-step time over epochs >= 1 (epoch time /
+steps; contended when other processes run on the machine: compare runs made side by side).
+``--ewald on|off`` runs one arm (e.g. in two sessions) and ``--table-only`` joins the lines.
 
 Example:
-  OMP_NUM_THREADS=1 python benchmarks/ewald.py --cache /tmp/ewald_bench --epochs 40 \
+  OMP_NUM_THREADS=1 python benchmarks/ewald.py --cache /tmp/ewald_bench --epochs 100 \
       --out /tmp/ewald_bench/results.jsonl
 """
 
@@ -89,18 +92,18 @@ def dataset(cache: Path, n: int, seed: int, kind: str = "water"):
     return ase.io.read(path, ":"), path
 
 
-def run(model: str, ewald: bool, train_set, valid_set, args) -> dict:
+def run(model: str, ewald: bool, train_set, valid_set, test_set, args) -> dict:
     import jaxpot
     from jaxpot.data import GraphLoader, fit_e0, force_rms
     from jaxpot.train import TrainingOptions, evaluate, train
 
-    species = sorted({int(z) for a in train_set + valid_set for z in a.numbers})
+    species = sorted({int(z) for a in train_set + valid_set + test_set for z in a.numbers})
     e0 = fit_e0(train_set, species)
     hparams = dict(HPARAMS[model])
     if model == "mace":
         hparams["avg_num_neighbors"] = float(jaxpot.data.average_num_neighbors(train_set, CUTOFF))
     if ewald:
-        hparams["ewald"] = {}
+        hparams["ewald"] = json.loads(args.ewald_options)
     pot = jaxpot.Potential.create(model, species, CUTOFF, seed=args.seed, e0=e0, scale=force_rms(train_set), **hparams)
     train_loader = GraphLoader(train_set, CUTOFF, species, args.batch_size, seed=args.seed)
     valid_loader = GraphLoader(valid_set, CUTOFF, species, args.batch_size, shuffle=False)
@@ -108,7 +111,7 @@ def run(model: str, ewald: bool, train_set, valid_set, args) -> dict:
     # of meV per dimer, which the default force-dominated loss would leave to the last epochs
     options = TrainingOptions(epochs=args.epochs, learning_rate=args.lr, progress=False,
                               weights={"energy": 1000.0, "forces": 100.0}, swa_start=None)
-    out = Path(args.cache) / "runs" / f"{args.data}_{model}{'_ewald' if ewald else ''}_e{args.epochs}_s{args.seed}"
+    out = Path(args.cache) / "runs" / f"{args.data}_{model}{'_ewald' if ewald else ''}_e{args.epochs}_s{args.seed}_{os.getpid()}"
     if out.exists():
         import shutil
 
@@ -117,26 +120,35 @@ def run(model: str, ewald: bool, train_set, valid_set, args) -> dict:
     result = train(pot, train_loader, valid_loader, options, out, seed=args.seed)
     wall = time.perf_counter() - t
     metrics, _ = evaluate(result.potential, valid_loader)
+    test_loader = GraphLoader(test_set, CUTOFF, species, args.batch_size, shuffle=False)
+    test, _ = evaluate(result.potential, test_loader)
     steps = len(train_loader.batch_indices(0))
     epoch_times = [r["epoch_time_s"] for r in result.history[1:]] or [result.history[0]["epoch_time_s"]]
     return {
-        "model": model, "ewald": ewald, "params": pot.num_parameters, "epochs": args.epochs,
-        "n_train": len(train_set), "n_valid": len(valid_set),
-        "energy_mae_meV": 1e3 * metrics["energy_mae"], "forces_mae_meV_A": 1e3 * metrics["forces_mae"],
+        "model": model, "ewald": ewald, "ewald_options": hparams.get("ewald"), "params": pot.num_parameters,
+        "epochs": args.epochs, "lr": args.lr, "seed": args.seed, "n_train": len(train_set), "n_valid": len(valid_set),
+        "n_test": len(test_set), "valid_energy_mae_meV": 1e3 * metrics["energy_mae"],
+        "valid_forces_mae_meV_A": 1e3 * metrics["forces_mae"],
+        "energy_mae_meV": 1e3 * test["energy_mae"], "forces_mae_meV_A": 1e3 * test["forces_mae"],
         "step_ms": 1e3 * float(np.median(epoch_times)) / steps, "wall_s": wall,
     }
 
 
 def table(rows: list[dict]) -> str:
-    lines = [f"{'model':8s} {'ewald':5s} {'params':>7s} {'E MAE meV':>10s} {'F MAE meV/Å':>12s} {'step ms':>8s}"
-             f" {'ΔE':>7s} {'ΔF':>7s} {'Δstep':>7s}"]
-    base = {r["model"]: r for r in rows if not r["ewald"]}
+    """Test MAEs of every run; a run with the block is compared with the bare run of the same
+    model on the same data file (same ``--n``, ``--seed``)."""
+    lines = [f"{'model':8s} {'seed':>4s} {'ewald':9s} {'params':>7s} {'E MAE meV':>10s} {'F MAE meV/Å':>12s}"
+             f" {'step ms':>8s} {'ΔE':>7s} {'ΔF':>7s} {'step x':>7s}   (test split)"]
+    base = {(r["model"], r.get("data")): r for r in rows if not r["ewald"]}
     for r in rows:
-        b = base.get(r["model"])
+        b = base.get((r["model"], r.get("data")))
         rel = ("", "", "")
         if r["ewald"] and b:
-            rel = tuple(f"{100 * (r[k] / b[k] - 1):+.0f}%" for k in ("energy_mae_meV", "forces_mae_meV_A", "step_ms"))
-        lines.append(f"{r['model']:8s} {str(r['ewald']):5s} {r['params']:7d} {r['energy_mae_meV']:10.2f} "
+            rel = tuple(f"{100 * (r[k] / b[k] - 1):+.0f}%" for k in ("energy_mae_meV", "forces_mae_meV_A"))
+            rel += (f"{r['step_ms'] / b['step_ms']:.2f}",)
+        arm = f"k_c={(r.get('ewald_options') or {}).get('k_cutoff', 0.4)}" if r["ewald"] else "-"
+        seed = str(r.get("seed", r.get("data", "?").rsplit("seed", 1)[-1].split(".")[0]))
+        lines.append(f"{r['model']:8s} {seed:>4s} {arm:9s} {r['params']:7d} {r['energy_mae_meV']:10.2f} "
                      f"{r['forces_mae_meV_A']:12.2f} {r['step_ms']:8.1f} {rel[0]:>7s} {rel[1]:>7s} {rel[2]:>7s}")
     return "\n".join(lines)
 
@@ -146,13 +158,16 @@ def main():
     p.add_argument("--cache", default="/tmp/ewald_bench", help="data and run directory (outside the repository)")
     p.add_argument("--data", choices=sorted(MOLECULES), default="water",
                    help="water: H2O dimers; polar: pairs of H2O, H2CO, CH3CN")
-    p.add_argument("--n", type=int, default=500, help="dimers to generate")
+    p.add_argument("--n", type=int, default=1000, help="dimers to generate")
     p.add_argument("--n-train", type=int, default=400)
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--n-valid", type=int, default=100, help="validation split; the rest is the test split")
+    p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--models", default="schnet,painn,mace")
+    p.add_argument("--ewald", choices=("both", "on", "off"), default="both", help="which arm(s) to run")
+    p.add_argument("--ewald-options", default="{}", help="JSON EwaldBlock options, e.g. '{\"k_cutoff\": 0.6}'")
     p.add_argument("--out", default=None, help="append JSON lines here")
     p.add_argument("--table-only", default=None, help="reprint the table of a results file")
     args = p.parse_args()
@@ -163,12 +178,13 @@ def main():
     frames, path = dataset(Path(args.cache), args.n, args.seed, args.data)
     from jaxpot.data import split
 
-    i_train, i_valid = split(len(frames), [args.n_train, None], seed=args.seed)
-    train_set, valid_set = [frames[i] for i in i_train], [frames[i] for i in i_valid]
+    i_train, i_valid, i_test = split(len(frames), [args.n_train, args.n_valid, None], seed=args.seed)
+    train_set, valid_set, test_set = ([frames[i] for i in idx] for idx in (i_train, i_valid, i_test))
+    arms = {"both": (False, True), "on": (True,), "off": (False,)}[args.ewald]
     rows = []
     for model in args.models.split(","):
-        for ewald in (False, True):
-            row = run(model, ewald, train_set, valid_set, args) | {"data": str(path)}
+        for ewald in arms:
+            row = run(model, ewald, train_set, valid_set, test_set, args) | {"data": str(path)}
             rows.append(row)
             print(json.dumps(row), flush=True)
             if args.out:
