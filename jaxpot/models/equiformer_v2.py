@@ -24,13 +24,13 @@ import numpy as np
 
 from jaxpot.graph import edge_vectors
 from jaxpot.models.equiformer import RadialProfile
+from jaxpot.models.escn import grid_constants
 from jaxpot.models.registry import register
 from jaxpot.nn.cutoff import polynomial_envelope
 from jaxpot.nn.graph_attention import attention_weights, mlp_attention_logits
 from jaxpot.nn.layer_norm import SeparableLayerNorm
 from jaxpot.nn.radial import gaussian_basis
 from jaxpot.nn.so2 import SO2Convolution, m_positions
-from jaxpot.nn.sphere_grid import default_resolution, grid_matrices
 from jaxpot.nn.wigner import edge_frame, num_coefficients, safe_unit, truncated_indices, wigner_d
 
 
@@ -45,13 +45,6 @@ def radial_groups(lmax: int, mmax: int) -> tuple[np.ndarray, int]:
     pairs = [(l, abs(m)) for l in range(lmax + 1) for m in range(-min(l, mmax), min(l, mmax) + 1)]
     keys = sorted(set(pairs))
     return np.array([keys.index(p) for p in pairs]), len(keys)
-
-
-def grid_constants(lmax: int, resolution, dtype, truncate=None):
-    """``(to_grid [P, K], from_grid [K, P])`` of ``jaxpot.nn.sphere_grid`` as arrays of ``dtype``."""
-    res = default_resolution(lmax) if resolution is None else tuple(resolution)
-    to_grid, from_grid = grid_matrices(lmax, res[0], res[1], truncate)
-    return jnp.asarray(to_grid, dtype), jnp.asarray(from_grid, dtype)
 
 
 def separable_s2_activation(scalars: jnp.ndarray, x: jnp.ndarray, to_grid: jnp.ndarray, from_grid: jnp.ndarray) -> jnp.ndarray:
@@ -335,7 +328,8 @@ class EquiformerV2(nn.Module):
       attention_renorm: layer norm on the attention scalars (Sec. 4.2).
       grid_mlp: point-wise MLP on the sphere grid in the FFN (else the separable S2 activation).
       grid_resolution: ``(n_theta, n_phi)`` of the sphere grids or None for
-        ``jaxpot.nn.sphere_grid.default_resolution(lmax)``.
+        ``jaxpot.nn.sphere_grid.default_resolution(lmax)`` on nodes and
+        ``default_resolution(lmax, mmax)`` (fewer longitudes) on the ``|m| <= mmax`` edge frames.
       envelope_p: degree of the polynomial cutoff envelope.
 
     Returns:

@@ -30,7 +30,7 @@ def edge_frame_rotations(graph: jraph.GraphsTuple, lmax: int, mmax: int):
 
 
 def grid_constants(lmax: int, resolution, dtype, truncate=None):
-    res = default_resolution(lmax) if resolution is None else tuple(resolution)
+    res = default_resolution(lmax, truncate) if resolution is None else tuple(resolution)
     to_grid, from_grid = grid_matrices(lmax, res[0], res[1], truncate)
     return jnp.asarray(to_grid, dtype), jnp.asarray(from_grid, dtype)
 
@@ -132,7 +132,8 @@ class ESCN(nn.Module):
       num_layers, lmax, mmax, sphere_channels, hidden_channels, edge_channels: as in fairchem.
       distance_resolution: Gaussian spacing, Å; ``basis_width_scalar``: width / spacing.
       grid_resolution: ``(n_theta, n_phi)`` of the Gauss-Legendre sphere grids, or None for
-        ``(2 (lmax+1), 4 (lmax+1) - 1)``.
+        ``(2 (lmax+1), 4 (lmax+1) - 1)`` on nodes and ``(2 (lmax+1), 4 (mmax+1) - 1)`` on the
+        edge frames, whose coefficients have ``|m| <= mmax`` (``sphere_grid.default_resolution``).
 
     Returns:
       ``e3nn.IrrepsArray`` [N, "C x 0e + C x 1o + C x 2e + ..."] up to ``lmax``.

@@ -41,11 +41,14 @@ def gauss_legendre_grid(n_theta: int, n_phi: int) -> tuple[np.ndarray, np.ndarra
     return points, weights
 
 
-def default_resolution(lmax: int) -> tuple[int, int]:
-    """``(n_theta, n_phi) = (2 (lmax+1), 4 (lmax+1) - 1)``: products of two band-``lmax`` functions
-    and ``Y_lmax`` (degree 3 lmax) are integrated exactly, as is everything a quadratic
-    non-linearity makes of a band-``lmax`` function."""
-    return 2 * (lmax + 1), 4 * (lmax + 1) - 1
+def default_resolution(lmax: int, mmax: int | None = None) -> tuple[int, int]:
+    """``(n_theta, n_phi) = (2 (lmax+1), 4 (mmax+1) - 1)`` with ``mmax = lmax`` unless given:
+    products of two band-``lmax`` functions and ``Y_lmax`` (degree 3 lmax) are integrated
+    exactly, as is everything a quadratic non-linearity makes of a band-``lmax`` function. For
+    coefficients truncated to ``|m| <= mmax`` (eSCN's edge frame, ``truncate=mmax``) the same
+    holds in longitude with ``4 (mmax+1) - 1`` points (fairchem's eSCN grid keeps ``2 mmax + 1``)."""
+    mmax = lmax if mmax is None else min(mmax, lmax)
+    return 2 * (lmax + 1), 4 * (mmax + 1) - 1
 
 
 @functools.lru_cache(maxsize=None)
@@ -56,9 +59,11 @@ def grid_matrices(lmax: int, n_theta: int, n_phi: int, truncate: int | None = No
     ``x = from_grid @ values`` is the quadrature of ``(1 / 4 pi) integral f Y_k`` (component
     normalisation: ``integral Y_k Y_k' = 4 pi delta_kk'``).
     """
-    if n_theta < lmax + 1 or n_phi < 2 * lmax + 1:
+    order = lmax if truncate is None else min(truncate, lmax)  # |m| in the coefficients
+    if n_theta < lmax + 1 or n_phi < 2 * order + 1:
         raise ValueError(
-            f"a {n_theta} x {n_phi} grid cannot resolve degree {lmax}: need n_theta >= {lmax + 1}, n_phi >= {2 * lmax + 1}"
+            f"a {n_theta} x {n_phi} grid cannot resolve degree {lmax} and order {order}: need n_theta >= {lmax + 1}, "
+            f"n_phi >= {2 * order + 1}"
         )
     points, weights = gauss_legendre_grid(n_theta, n_phi)
     irreps = e3nn.Irreps([(1, (l, (-1) ** l)) for l in range(lmax + 1)])
