@@ -269,7 +269,7 @@ def run_single(args, pc) -> dict:
     t1 = time.perf_counter()
     lowered.compile()
     t2 = time.perf_counter()
-    out = jax.block_until_ready(f(params, g))  # first call through the jit cache
+    jax.block_until_ready(f(params, g))  # first call through the jit cache
     t3 = time.perf_counter()
     trace_s, compile_s, first_call_s = t1 - t0, t2 - t1, t3 - t2
     rss_compiled = pc.current_rss_mb()
