@@ -353,6 +353,15 @@ def drive(args) -> int:
     return failures
 
 
+def emit(rec: dict, sink) -> None:
+    """Print one result as a JSON line, and append it to the open ``sink`` file if any."""
+    line = json.dumps(rec)
+    print(line, flush=True)
+    if sink:
+        sink.write(line + "\n")
+        sink.flush()
+
+
 def run_codes(codes, args, run_dir: Path, proto_path: Path, driver: str, peer_script) -> tuple[list[dict], int]:
     """Train with each code in its own child process (jaxpot: ``driver --child jaxpot``; a peer:
     ``args.peer_python peer_script``), one after the other, each writing its per-epoch history;
@@ -373,11 +382,7 @@ def run_codes(codes, args, run_dir: Path, proto_path: Path, driver: str, peer_sc
             rec["history"] = history
             failures += "error" in rec
             records.append(rec)
-            line = json.dumps(rec)
-            print(line, flush=True)
-            if sink:
-                sink.write(line + "\n")
-                sink.flush()
+            emit(rec, sink)
     finally:
         if sink:
             sink.close()

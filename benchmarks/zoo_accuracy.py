@@ -37,7 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import mace_parity  # noqa: E402
-from accuracy import REPO, _f, run_child  # noqa: E402
+from accuracy import REPO, _f, emit, run_child  # noqa: E402
 
 MODELS = ("mace", "scn", "escn", "equiformer", "equiformer_v2")
 BENCH_SIZES = {
@@ -81,11 +81,7 @@ def drive(args) -> int:
         rec = run_child(cmd, {"code": "jaxpot", "model": model}, args.timeout)
         failures += "error" in rec
         records.append(rec)
-        line = json.dumps(rec)
-        print(line, flush=True)
-        if sink:
-            sink.write(line + "\n")
-            sink.flush()
+        emit(rec, sink)
     if sink:
         sink.close()
     print_table(records)
