@@ -607,30 +607,34 @@ def simulate(
             return init(position, neighbor=nbrs)
         return init(key, position, mass=masses, momenta=momenta, neighbor=nbrs)
 
-    force_fn = quantity.force(energy)
-
     def observe(state, nbrs):
+        """The frame's observables and the force at ``state.position``: energy and force (and,
+        under NPT, the strain derivative) come from one ``value_and_grad``. That force also
+        refreshes ``state.force``, which the zero-energy ``init`` left at zero, so the compiled
+        chunk holds the model twice (the step's force and this), not three times."""
         ke = quantity.kinetic_energy(momentum=state.momentum, mass=state.mass)
-        obs = {"kinetic_energy": ke, "forces": state.force, "position": state.position, "momentum": state.momentum}
+        obs = {"kinetic_energy": ke, "position": state.position, "momentum": state.momentum}
         if ensemble == "npt":
             box = jmd.npt_box(state)
 
-            def strained(eps):  # as jax-md's quantity.pressure, with the energy in the same pass
-                return energy(state.position, neighbor=nbrs, box=box, perturbation=1.0 + eps)
+            def strained(position, eps):  # as jax-md's quantity.pressure, with the energy in the same pass
+                return energy(position, neighbor=nbrs, box=box, perturbation=1.0 + eps)
 
-            e_pot, de_deps = jax.value_and_grad(strained)(jnp.zeros((), state.position.dtype))
+            e_pot, (de_dr, de_deps) = jax.value_and_grad(strained, argnums=(0, 1))(
+                state.position, jnp.zeros((), state.position.dtype)
+            )
             volume = quantity.volume(3, box)
             obs.update(box=box, pressure=(2.0 * ke - de_deps) / (3.0 * volume))
             obs["conserved_energy"] = jmd.npt_nose_hoover_invariant(
                 lambda *_, **__: e_pot, state, pressure * units.GPa, kT
             )
         else:
-            e_pot = energy(state.position, neighbor=nbrs)
+            e_pot, de_dr = jax.value_and_grad(lambda position: energy(position, neighbor=nbrs))(state.position)
             if ensemble == "nvt_nose_hoover":
                 obs["conserved_energy"] = jmd.nvt_nose_hoover_invariant(lambda *_, **__: e_pot, state, kT)
             elif ensemble == "nve":
                 obs["conserved_energy"] = e_pot + ke
-        obs["energy"] = e_pot
+        obs.update(energy=e_pot, forces=-de_dr)
         return obs
 
     list_cutoff = float(potential.cutoff) + float(dr_threshold)
@@ -652,11 +656,7 @@ def simulate(
         rebuilt = jnp.any(nbrs.reference_position != before)
         return nbrs, jnp.where(rebuilt, scale, ref_scale)
 
-    def chunk(state, nbrs, ref_scale, n, refresh):
-        state = jax.lax.cond(
-            refresh, lambda st: st.set(force=force_fn(st.position, neighbor=nbrs, **box_kw(st))), lambda st: st, state
-        )
-
+    def chunk(state, nbrs, ref_scale, n):
         def body(_, carry):
             state, nbrs, ref_scale = carry
             nbrs, ref_scale = update_list(state, nbrs, ref_scale)
@@ -664,10 +664,11 @@ def simulate(
             return state, nbrs, ref_scale
 
         state, nbrs, ref_scale = jax.lax.fori_loop(0, n, body, (state, nbrs, ref_scale))
-        return state, nbrs, ref_scale, observe(state, nbrs)
+        obs = observe(state, nbrs)
+        return state.set(force=obs["forces"]), nbrs, ref_scale, obs
 
     # The number of steps is traced (a while loop), so one compilation serves every chunk,
-    # the shorter last one and the initial frame (0 steps) included.
+    # the shorter last one and the initial frame (0 steps: it computes the first force) included.
     run_chunk = jax.jit(chunk)
 
     start_kw = {"box": box0} if ensemble == "npt" else {}
@@ -714,14 +715,14 @@ def simulate(
     wall_start = time.perf_counter()
     try:
         ref_scale = jnp.cbrt(jnp.abs(jnp.linalg.det(box0))) if ensemble == "npt" else jnp.ones(())
-        state, nbrs, ref_scale, obs = run_chunk(state, nbrs, ref_scale, jnp.int32(0), True)
+        state, nbrs, ref_scale, obs = run_chunk(state, nbrs, ref_scale, jnp.int32(0))
         record(obs, 0)
         done = 0
         bar = tqdm(total=steps, disable=not progress, desc=f"jaxpot md {ensemble}", unit="step")
         while done < steps:
             n = min(write_every, steps - done)
             for _attempt in range(8):
-                new_state, new_nbrs, new_scale, obs = run_chunk(state, nbrs, ref_scale, jnp.int32(n), False)
+                new_state, new_nbrs, new_scale, obs = run_chunk(state, nbrs, ref_scale, jnp.int32(n))
                 if new_nbrs.cell_size_too_small:
                     raise RuntimeError(
                         "the cell shrank below what the neighbour list's image set covers; "
