@@ -80,7 +80,8 @@ def main() -> None:
         with jax.profiler.trace(log_dir, create_perfetto_trace=True):
             for _ in range(args.calls):
                 jax.block_until_ready(fn(pot.params, graph))
-        trace = json.load(gzip.open(glob.glob(f"{log_dir}/**/*perfetto_trace.json.gz", recursive=True)[0]))
+        with gzip.open(glob.glob(f"{log_dir}/**/*perfetto_trace.json.gz", recursive=True)[0]) as f:
+            trace = json.load(f)
     events = trace["traceEvents"] if isinstance(trace, dict) else trace
 
     per_group, count = collections.Counter(), collections.Counter()
