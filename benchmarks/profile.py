@@ -11,7 +11,7 @@ metadata of ``jit(...).lower(...).compile().as_text()`` gives the module path of
 that path, forward and backward apart (``BWD``: ops under ``transpose(...)``, the reverse pass of
 the forces). Prints the median call time, thunks per call, and the groups by time.
 
-Systems are speed.py's cases (``peers_common.build_system`` needs ``--peers-harness``,
+Systems: 3bpa, si64, si216, si512, built by the peer harness's ``peers_common.build_system`` (``--peers-harness``,
 default ``../shared/bench/peers``). Times under the profiler run a little slower than untraced.
 """
 
@@ -41,7 +41,7 @@ def group_key(op_name: str, depth: int) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
-    ap.add_argument("case", help="ethanol, 3bpa, si64, si216, si512, ... (speed.py's cases)")
+    ap.add_argument("case", help="3bpa, si64, si216 or si512 (peers_common.build_system)")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--cutoff", type=float, default=5.0)
     ap.add_argument("--hparams", default="{}", help="JSON hyperparameters (default: the registry's)")
