@@ -373,7 +373,8 @@ def run_codes(codes, args, run_dir: Path, proto_path: Path, driver: str, peer_sc
             history = str(run_dir / f"{code}_history.jsonl")
             if code == "jaxpot":
                 cmd = [sys.executable, driver, "--child", "jaxpot", "--protocol", str(proto_path),
-                       "--threads", str(args.threads), "--workdir", str(run_dir), "--history", history]
+                       "--threads", str(args.threads), "--workdir", str(run_dir), "--history", history,
+                       *getattr(args, "child_args", ())]
             else:
                 cmd = [args.peer_python, str(peer_script), "--protocol", str(proto_path), "--threads",
                        str(args.threads), "--history", history]

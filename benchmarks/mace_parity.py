@@ -129,6 +129,7 @@ def make_protocol(args, run_dir: Path) -> dict:
         "training": {"epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer,
                      "learning_rate": args.lr, "schedule": "plateau", "plateau_factor": 0.8,
                      "plateau_patience": args.plateau_patience, "clip_norm": 10.0, "weight_decay": 0.0,
+                     "ema_decay": args.ema_decay,
                      "weights": {"energy": args.energy_weight, "forces": args.forces_weight}},
         "threads": args.threads,
         "checks": {"train_energy_sum_eV": float(np.sum([a.info["energy"] for a in train])),
@@ -176,7 +177,8 @@ def run_jaxpot(args) -> dict:
     if args.jaxpot_model == "mace":
         model_hp = {k: hp[k] for k in ("num_bessel", "num_polynomial_cutoff", "max_ell", "num_interactions",
                                        "hidden_irreps", "correlation", "MLP_irreps")}
-        model_hp |= {"radial_MLP": tuple(hp["radial_MLP"]), "avg_num_neighbors": proto["avg_num_neighbors"]}
+        model_hp |= {"radial_MLP": tuple(hp["radial_MLP"]), "avg_num_neighbors": proto["avg_num_neighbors"],
+                     "product_weights": args.product_weights}
     else:  # another backbone on the same protocol (benchmarks/zoo_accuracy.py)
         model_hp = {}
     model_hp |= json.loads(args.jaxpot_hp or "{}")
@@ -192,7 +194,8 @@ def run_jaxpot(args) -> dict:
     options = TrainingOptions(
         epochs=tr["epochs"], learning_rate=tr["learning_rate"], optimizer=tr["optimizer"], schedule=tr["schedule"],
         plateau_factor=tr["plateau_factor"], plateau_patience=tr["plateau_patience"], warmup_steps=0,
-        clip_norm=tr["clip_norm"], weight_decay=0.0, ema_decay=0.0, weights=dict(tr["weights"]), swa_start=None,
+        clip_norm=tr["clip_norm"], weight_decay=0.0, ema_decay=tr.get("ema_decay", 0.0), weights=dict(tr["weights"]),
+        swa_start=None,
         eval_every=1, checkpoint_every=10**9, keep_checkpoints=1, progress=False,
     )
     out = Path(args.workdir) / "jaxpot_run"
@@ -244,7 +247,7 @@ def run_jaxpot(args) -> dict:
         "threads_how": "os.sched_setaffinity (XLA:CPU sizes its pool from the allowed CPUs)",
         "hyper": hp,
         "training": {**tr, "loss": "w_E * MSE(energy per atom) + w_F * MSE(force components)",
-                     "ema_decay": 0.0, "swa_start": None, "output": str(out)},
+                     "ema_decay": tr.get("ema_decay", 0.0), "swa_start": None, "output": str(out)},
         "versions": {"jaxpot": jaxpot.__version__, "jax": jax.__version__, "numpy": np.__version__},
     }
 
@@ -267,8 +270,10 @@ def drive(args) -> int:
         if not proto_path.is_file():
             sys.exit(f"benchmarks/mace_parity.py: --reuse-protocol: no {proto_path}")
         proto = json.loads(proto_path.read_text())
-        if proto["training"]["epochs"] != args.epochs or proto["model"]["hidden_irreps"] != args.hidden_irreps:
-            sys.exit(f"benchmarks/mace_parity.py: --reuse-protocol: {proto_path} has other epochs or hidden_irreps")
+        if (proto["training"]["epochs"] != args.epochs or proto["model"]["hidden_irreps"] != args.hidden_irreps
+                or proto["training"].get("ema_decay", 0.0) != args.ema_decay):
+            sys.exit(f"benchmarks/mace_parity.py: --reuse-protocol: {proto_path} has other epochs, hidden_irreps "
+                     f"or ema decay")
     else:
         proto = make_protocol(args, run_dir)
         proto_path.write_text(json.dumps(proto, indent=1))
@@ -276,6 +281,7 @@ def drive(args) -> int:
     print(f"# protocol: {proto_path} ({len(proto['train_indices'])} train / {len(proto['valid_indices'])} valid, "
           f"E0 eV {{{e0}}}, scale {proto['scale']:.4f}, avg_num_neighbors {proto['avg_num_neighbors']:.3f}, "
           f"{args.epochs} epochs, hidden_irreps {args.hidden_irreps})", file=sys.stderr, flush=True)
+    args.child_args = ["--product-weights", args.product_weights]
     records, failures = run_codes(args.codes, args, run_dir, proto_path, os.path.abspath(__file__), PEER_SCRIPT)
     print_table(records)
     return failures
@@ -285,8 +291,15 @@ def _ratio(a, b):
     return a / b if a is not None and b else None
 
 
+def _label(record: dict) -> str:
+    """The table's name of a run: the code, and jaxpot's product weights where they are mace-torch's."""
+    if record.get("code") == "jaxpot" and record.get("model_hp", {}).get("product_weights") == "independent":
+        return "jaxpot (independent)"
+    return record.get("code", "?")
+
+
 def print_table(records: list[dict]) -> None:
-    ok = {r["code"]: r for r in records if r.get("final")}
+    ok = {_label(r): r for r in records if r.get("final")}
     if ok:
         any_rec = next(iter(ok.values()))
         print(f"\n## acac 300 K MACE ({any_rec['hyper']['hidden_irreps']}), validation errors and time per training "
@@ -294,19 +307,21 @@ def print_table(records: list[dict]) -> None:
         print("| code | epochs | train/valid | s/epoch | first epoch s | E MAE meV | E MAE meV/atom | F MAE meV/Å "
               "| best epoch | E MAE best meV | F MAE best meV/Å |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
-        for code in sorted(ok, key=lambda c: c != "jaxpot"):
+        for code in sorted(ok, key=lambda c: (c == "mace-torch", c)):
             r, fin, best = ok[code], ok[code]["final"], ok[code]["best"]
             t = _f(r.get("time_per_epoch_s"), "{:.2f}") + ("*" if r.get("contended") else "")
             print(f"| {code} | {r['epochs']} | {r['n_train']}/{r['n_valid']} | {t} | {_f(r.get('first_epoch_s'))} | "
                   f"{_f(fin['energy_mae_meV'])} | {_f(fin['energy_per_atom_mae_meV'], '{:.3f}')} | "
                   f"{_f(fin['forces_mae_meV_A'])} | {best['epoch']} | {_f(best['energy_mae_meV'])} | "
                   f"{_f(best['forces_mae_meV_A'])} |")
-    if "jaxpot" in ok and "mace-torch" in ok:
-        j, m = ok["jaxpot"], ok["mace-torch"]
+    jaxpots = [c for c in sorted(ok) if c.startswith("jaxpot")]
+    if jaxpots and "mace-torch" in ok:
         print("\n## Ratios (error: jaxpot / mace-torch, target <= 1.05; time: mace-torch / jaxpot, > 1 = jaxpot faster)")
-        print("| E MAE final | F MAE final | E MAE best | F MAE best | time/epoch |")
-        print("|---|---|---|---|---|")
-        print(f"| {_f(_ratio(j['final']['energy_mae_meV'], m['final']['energy_mae_meV']))} | "
+        print("| jaxpot | E MAE final | F MAE final | E MAE best | F MAE best | time/epoch |")
+        print("|---|---|---|---|---|---|")
+    for label in jaxpots if "mace-torch" in ok else ():
+        j, m = ok[label], ok["mace-torch"]
+        print(f"| {label} | {_f(_ratio(j['final']['energy_mae_meV'], m['final']['energy_mae_meV']))} | "
               f"{_f(_ratio(j['final']['forces_mae_meV_A'], m['final']['forces_mae_meV_A']))} | "
               f"{_f(_ratio(j['best']['energy_mae_meV'], m['best']['energy_mae_meV']))} | "
               f"{_f(_ratio(j['best']['forces_mae_meV_A'], m['best']['forces_mae_meV_A']))} | "
@@ -380,6 +395,12 @@ def parse_args(argv):
                         "parameter count (93,520) and identical validation errors as without it, so it does not touch "
                         "the symmetric contraction's 23 (0e) / 51 (1o) correlation-3 weights per element and channel, "
                         "where jaxpot has 8 / 12")
+    p.add_argument("--product-weights", choices=["independent", "paths"], default="paths",
+                   help="jaxpot MACE's symmetric-contraction weights: one per independent coupling, or one per "
+                        "coupling path as mace-torch (the same functions, 93,520 parameters at 32 channels)")
+    p.add_argument("--ema-decay", type=float, default=0.0,
+                   help="exponential moving average of the weights, validated with (both codes; mace's --ema "
+                        "--ema_decay, torch_ema's warm-up; 0 = off, the default; 0.99 is mace's usual setting)")
     p.add_argument("--optimizer", choices=["amsgrad", "adam"], default="amsgrad",
                    help="amsgrad (both codes; mace_run_train cannot switch it off) or adam (jaxpot only: a diagnostic "
                         "of the AMSGrad variants, optax's max of the bias-corrected second moment against torch's max "

@@ -15,7 +15,21 @@ import flax.serialization
 import jax
 import numpy as np
 
-FORMAT_VERSION = 1
+# 2: ``hparams`` holds every backbone hyperparameter, defaults included, so that a later change
+#    of a default does not change a saved model. 1: only those given to ``Potential.create``.
+FORMAT_VERSION = 2
+
+# Defaults that changed since format 1: a format-1 file that omits one of these meant the old value.
+_FORMAT_1_DEFAULTS: dict[str, dict] = {"mace": {"product_weights": "independent"}}
+
+
+def complete_hparams(model: str, hparams: dict) -> dict:
+    """``hparams`` with the registry's defaults filled in (``num_species``/``cutoff`` excluded:
+    the Potential holds them); extra keys such as ``ewald`` are kept."""
+    from jaxpot.models import registry
+
+    defaults = {k: v for k, v in registry.hyperparameters(model).items() if k not in ("num_species", "cutoff")}
+    return {**defaults, **hparams}
 
 
 def _jsonable(x):
@@ -63,7 +77,7 @@ def save(potential, path) -> None:
         "format_version": FORMAT_VERSION,
         "jaxpot_version": __version__,
         "model": potential.model,
-        "hparams": _jsonable(potential.hparams),
+        "hparams": _jsonable(complete_hparams(potential.model, potential.hparams)),
         "species": list(potential.species),
         "symbols": [chemical_symbols[z] for z in potential.species],
         "cutoff": potential.cutoff,
@@ -94,6 +108,8 @@ def load(path):
             f"{path} was written by a newer jaxpot (format {config['format_version']}); upgrade jaxpot"
         )
     hparams, readout = _tuples(config["hparams"]), _tuples(config["readout"])
+    if config.get("format_version", 0) < 2:
+        hparams = {**_FORMAT_1_DEFAULTS.get(config["model"], {}), **hparams}
     heads = {k: dict(_tuples(v)) for k, v in config.get("heads", {}).items()}
     module = Potential.build_module(config["model"], hparams, len(config["species"]), config["cutoff"], readout, heads)
     template = jax.eval_shape(lambda: init_params(module, 0, len(config["species"])))

@@ -11,6 +11,7 @@ import jaxpot
 from jaxpot.models import mace as mace_module
 from jaxpot.nn.symmetric_contraction import (
     SymmetricContraction,
+    coupling_path_tensors,
     monomial_tables,
     symmetric_contraction_reference,
 )
@@ -23,13 +24,41 @@ def test_sparse_symmetric_contraction_matches_dense(max_ell, ells_out):
     num_species, channels = 3, 5
     a = jax.random.normal(jax.random.PRNGKey(0), (7, (max_ell + 1) ** 2, channels), jnp.float64)
     species = np.array([0, 1, 2, 0, 1, 2, 2])
-    module = SymmetricContraction(max_ell, ells_out, 3, num_species)
+    module = SymmetricContraction(max_ell, ells_out, 3, num_species, weights="independent")
     params = module.init(jax.random.PRNGKey(1), a, species)
     out = module.apply(params, a, species)
     for ell in ells_out:
         weights = {nu: params["params"][f"weights_{ell}_{nu}"] for nu in (1, 2, 3)}
         ref = symmetric_contraction_reference(a, weights, species, max_ell, ell, 3)
         np.testing.assert_allclose(np.asarray(out[ell]), ref, atol=1e-12 * np.abs(ref).max())
+
+
+def test_path_weights_match_coupling_paths():
+    """``weights="paths"``: sum_eta W_eta[z] C_eta . a^nu over mace-torch's coupling paths, evaluated
+    by brute force from the (unsymmetrised) path tensors; mace-torch's path counts."""
+    max_ell, ells_out, num_species, channels = 3, (0, 1), 2, 4
+    a = jax.random.normal(jax.random.PRNGKey(0), (5, (max_ell + 1) ** 2, channels), jnp.float64)
+    species = np.array([0, 1, 1, 0, 1])
+    module = SymmetricContraction(max_ell, ells_out, 3, num_species, weights="paths")
+    params = module.init(jax.random.PRNGKey(1), a, species)["params"]
+    assert {name: w.shape[1] for name, w in params.items()} == {
+        "path_weights_0_1": 1, "path_weights_0_2": 4, "path_weights_0_3": 23,
+        "path_weights_1_1": 1, "path_weights_1_2": 6, "path_weights_1_3": 51,
+    }  # mace-torch 0.3.16's weights per element and channel at l_max 3, correlation 3
+    out = module.apply({"params": params}, a, species)
+    x = np.asarray(a)
+    letters = "abd"
+    for ell in ells_out:
+        ref = 0.0
+        for nu in (1, 2, 3):
+            paths = coupling_path_tensors(max_ell, ell, nu)  # [K] + [D]*nu + [2L+1]
+            idx = letters[:nu]
+            products = np.einsum(f"K{idx}M," + ",".join(f"n{c}C" for c in idx) + "->nKMC", paths, *([x] * nu))
+            w = np.asarray(params[f"path_weights_{ell}_{nu}"])[species]  # [N, K, C]
+            ref = ref + np.einsum("nKMC,nKC->nMC", products, w)
+        np.testing.assert_allclose(np.asarray(out[ell]), ref, atol=1e-12 * np.abs(ref).max())
+    with pytest.raises(ValueError, match="'independent' or 'paths'"):
+        SymmetricContraction(max_ell, ells_out, 3, num_species, weights="dense").init(jax.random.PRNGKey(1), a, species)
 
 
 def test_symmetric_contraction_sizes():
@@ -80,6 +109,29 @@ def test_parameter_shapes_follow_mace_torch():
     assert p["interaction_0"]["radial_0"].shape == (8, 64)
     assert sorted(p["product_linear_1"]) == ["weight_0"]
     assert p["interaction_1"]["linear_1"].shape == (3 * 128, 128)  # 1o paths: 0e x 1o, 1o x 0e, 1o x 2e
+
+
+def test_default_product_weights_are_mace_torchs_and_old_saves_load(tmp_path):
+    """The default parametrises the product basis per coupling path (mace-torch's parameter
+    count); a model saved in format 1, before the option existed, loads with the weights it had."""
+    import json
+
+    module = jaxpot.models.build("mace", num_species=3, cutoff=5.0, hidden_irreps="32x0e+32x1o")
+    g = jax.tree_util.tree_map(jnp.asarray, jaxpot.potential._dummy_graph(3))
+    shapes = jax.eval_shape(module.init, jax.random.PRNGKey(0), g)
+    # mace-torch 0.3.16's MACE for H, C, O at these hyperparameters has 93,520 parameters
+    assert sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(shapes)) == 93_520
+
+    old = make_potential("mace", "float64", product_weights="independent")
+    old.save(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["format_version"] = 1
+    del config["hparams"]["product_weights"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    loaded = jaxpot.load(tmp_path / "m")
+    assert loaded.hparams["product_weights"] == "independent"
+    atoms = ethanol()
+    assert loaded.calculate(atoms)["energy"] == old.calculate(atoms)["energy"]
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,10 @@ def test_save_and_load_round_trip(tmp_path, model_name):
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["model"] == model_name and config["symbols"] == ["H", "C", "N", "O", "Si"]
     assert config["e0"][1] == -1029.0 and config["scale"] == 1.3
+    # every hyperparameter is written, defaults included, so a later change of a default
+    # cannot change a saved model
+    defaults = jaxpot.models.hyperparameters(model_name)
+    assert set(defaults) - {"num_species", "cutoff"} <= set(config["hparams"])
     loaded = jaxpot.load(tmp_path / "model")
     atoms = ethanol()
     a, b = pot.calculate(atoms), loaded.calculate(atoms)

@@ -83,7 +83,8 @@ def mace_argv(proto: dict, work_dir: Path) -> list[str]:
     ]
     if tr["optimizer"] != "amsgrad":  # mace_run_train's --amsgrad is store_true with default True
         raise SystemExit("mace_run_train always uses AMSGrad; the protocol must say optimizer 'amsgrad'")
-    return argv + ["--amsgrad"]
+    ema = float(tr.get("ema_decay", 0.0))  # validation then uses the averaged weights, as jaxpot's trainer
+    return argv + ["--amsgrad"] + (["--ema", "--ema_decay", str(ema)] if ema > 0 else [])
 
 
 def main(argv=None) -> int:
@@ -184,7 +185,7 @@ def main(argv=None) -> int:
         "threads_how": "torch.set_num_threads",
         "hyper": hp,
         "training": {**tr, "loss": "mace 'weighted': w_E * MSE(energy per atom) + w_F * MSE(force components)",
-                     "ema": False, "swa": False, "work_dir": str(work_dir)},
+                     "ema": float(tr.get("ema_decay", 0.0)) > 0, "swa": False, "work_dir": str(work_dir)},
         "mace_run_train_argv": margv,
         "versions": {"mace-torch": mace.__version__, "torch": torch.__version__},
     }), flush=True)

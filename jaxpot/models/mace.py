@@ -245,6 +245,11 @@ class MACE(nn.Module):
       MLP_irreps, radial_MLP: as in mace-torch.
       avg_num_neighbors: the messages' normalisation; set it to the training set's mean
         neighbour count (``jaxpot.data.average_num_neighbors``) as mace-torch does.
+      product_weights: ``"paths"`` (default: one weight per coupling path ``eta`` of eq. 10, as
+        mace-torch, so the parameter count is mace-torch's) or ``"independent"`` (one per
+        linearly independent coupling: 8 / 12 instead of 23 / 51 at ``nu = 3``); the same
+        functions and cost per atom, different training dynamics (``SymmetricContraction``).
+        Models saved before this option existed load as ``"independent"``.
 
     Returns:
       ``e3nn.IrrepsArray`` [N, "T x 0e + C x 1o + ..."].
@@ -262,6 +267,7 @@ class MACE(nn.Module):
     MLP_irreps: str = "16x0e"
     radial_MLP: tuple[int, ...] = (64, 64, 64)
     avg_num_neighbors: float = 10.0
+    product_weights: str = "paths"
 
     readout_hidden = ()  # the energy head only sums the per-layer readouts (see the docstring)
 
@@ -282,6 +288,8 @@ class MACE(nn.Module):
         for name in ("max_ell", "num_interactions", "correlation", "num_bessel"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.product_weights not in ("independent", "paths"):
+            raise ValueError(f"product_weights must be 'independent' or 'paths', got {self.product_weights!r}")
         if self.avg_num_neighbors <= 0:
             raise ValueError(f"avg_num_neighbors must be positive, got {self.avg_num_neighbors}")
         if max(ells) > self.max_ell:
@@ -313,7 +321,9 @@ class MACE(nn.Module):
                 c, self.max_ell, tuple(self.radial_MLP), self.avg_num_neighbors, self.num_species,
                 first=t == 0, ells_out=ells_out, name=f"interaction_{t}",
             )(h, radial, sh, species, graph.senders, graph.receivers)
-            b = SymmetricContraction(self.max_ell, ells_out, self.correlation, self.num_species, name=f"product_{t}")(
+            b = SymmetricContraction(
+                self.max_ell, ells_out, self.correlation, self.num_species, self.product_weights, name=f"product_{t}"
+            )(
                 a, species
             )
             h = EquivariantLinear(c, ells_out, name=f"product_linear_{t}")(b)
