@@ -26,7 +26,7 @@ Both: r_max 5 Å, 8 Bessel functions, polynomial envelope p = 5, max_ell 3, 2 in
 hidden irreps ``--hidden-irreps`` (default 128x0e+128x1o), correlation 3, MLP_irreps 16x0e,
 radial MLP [64, 64, 64]; float32; batch size 5; AMSGrad (mace_run_train cannot switch it off)
 at lr 0.01, reduce-on-plateau by 0.8 after 50 epochs without improvement (mace's defaults),
-gradient-norm clip 10, no weight decay (mace's 5e-7 default set to 0), no EMA, no SWA/stage
+gradient-norm clip 10, no weight decay (mace's 5e-7 default set to 0), EMA only with --ema-decay, no SWA/stage
 two; loss ``w_E * MSE(energy per atom) + w_F * MSE(force components)`` with w_E = 1,
 w_F = 100 (mace's 'weighted' loss); validation after every epoch. What is not the same:
 parameter initialisation (each code its own, the same seed number) and the batch order (each
@@ -394,7 +394,7 @@ def parse_args(argv):
                    help="mace-torch with --use_reduced_cg True. Measured with mace 0.3.16 at 32x0e+32x1o: the same "
                         "parameter count (93,520) and identical validation errors as without it, so it does not touch "
                         "the symmetric contraction's 23 (0e) / 51 (1o) correlation-3 weights per element and channel, "
-                        "where jaxpot has 8 / 12")
+                        "as jaxpot's default product_weights='paths' (8 / 12 with 'independent')")
     p.add_argument("--product-weights", choices=["independent", "paths"], default="paths",
                    help="jaxpot MACE's symmetric-contraction weights: one per independent coupling, or one per "
                         "coupling path as mace-torch (the same functions, 93,520 parameters at 32 channels)")

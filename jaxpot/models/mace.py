@@ -321,11 +321,10 @@ class MACE(nn.Module):
                 c, self.max_ell, tuple(self.radial_MLP), self.avg_num_neighbors, self.num_species,
                 first=t == 0, ells_out=ells_out, name=f"interaction_{t}",
             )(h, radial, sh, species, graph.senders, graph.receivers)
-            b = SymmetricContraction(
+            product = SymmetricContraction(
                 self.max_ell, ells_out, self.correlation, self.num_species, self.product_weights, name=f"product_{t}"
-            )(
-                a, species
             )
+            b = product(a, species)
             h = EquivariantLinear(c, ells_out, name=f"product_linear_{t}")(b)
             if sc is not None:
                 h = {ell: h[ell] + sc[ell] for ell in ells_out}

@@ -261,7 +261,7 @@ class SymmetricContraction(nn.Module):
                         lambda key, shape, k=t.shape[1]: _normal(key, shape) / k,
                         (self.num_species, t.shape[1], channels),
                     )
-                    w = jnp.einsum("kj,sjc->skc", jnp.asarray(t, a.dtype), w.astype(a.dtype))
+                    w = jnp.einsum("kj,sjc->skc", jnp.asarray(t, a.dtype), w.astype(a.dtype))  # [S, K, C]
                 else:
                     w = self.param(
                         f"weights_{ell}_{nu}", lambda key, shape, k=k1 - k0: _normal(key, shape) / k, (self.num_species, k1 - k0, channels)
