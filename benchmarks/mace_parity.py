@@ -401,10 +401,10 @@ def parse_args(argv):
     p.add_argument("--ema-decay", type=float, default=0.0,
                    help="exponential moving average of the weights, validated with (both codes; mace's --ema "
                         "--ema_decay, torch_ema's warm-up; 0 = off, the default; 0.99 is mace's usual setting)")
-    p.add_argument("--optimizer", choices=["amsgrad", "adam"], default="amsgrad",
-                   help="amsgrad (both codes; mace_run_train cannot switch it off) or adam (jaxpot only: a diagnostic "
-                        "of the AMSGrad variants, optax's max of the bias-corrected second moment against torch's max "
-                        "of the raw one)")
+    p.add_argument("--optimizer", choices=["amsgrad", "amsgrad_optax", "adam"], default="amsgrad",
+                   help="amsgrad (both codes, PyTorch's variant: mace_run_train cannot switch it off); amsgrad_optax "
+                        "or adam (jaxpot only, diagnostics: optax's AMSGrad keeps the maximum of the bias-corrected "
+                        "second moment, torch's of the raw one)")
     p.add_argument("--plateau-patience", type=int, default=50, help="epochs before the rate drops by 0.8 (mace's 50)")
     p.add_argument("--energy-weight", type=float, default=1.0, help="w_E on MSE(energy per atom) in eV^2")
     p.add_argument("--forces-weight", type=float, default=100.0, help="w_F on MSE(force components) in (eV/A)^2")
@@ -434,7 +434,7 @@ def parse_args(argv):
     if args.epochs < 1:
         p.error("--epochs must be >= 1")
     if args.optimizer != "amsgrad" and "mace-torch" in args.codes:
-        p.error("--optimizer adam is for --codes jaxpot only: mace_run_train always uses AMSGrad")
+        p.error(f"--optimizer {args.optimizer} is for --codes jaxpot only: mace_run_train always uses torch's AMSGrad")
     bad = [c for c in args.codes if c not in CODES]
     if bad:
         p.error(f"unknown code(s) {bad}; choose from {', '.join(CODES)}")

@@ -31,12 +31,19 @@ class EnergyHead(nn.Module):
 
     hidden: Sequence[int] = (64,)
     activation: str = "silu"
+    sum_scalars: bool = False
 
     @nn.compact
     def __call__(self, features: e3nn.IrrepsArray) -> jnp.ndarray:
         scalars = features.filter(keep="0e").array
         if scalars.shape[-1] == 0:
             raise ValueError(f"EnergyHead needs 0e features; the backbone gave {features.irreps}")
+        if self.sum_scalars:
+            # The backbone's scalars are already atomic energies (MACE's per-layer readouts,
+            # eq. 13: E_i = sum_t E_i^t); a learned weight per term would rescale the forces at
+            # initialisation and add a redundant factor that Adam moves at its own pace.
+            bias = self.param("bias", nn.initializers.zeros_init(), (), jnp.float32)
+            return jnp.sum(scalars, axis=-1) + bias.astype(scalars.dtype)
         return MLP(tuple(self.hidden) + (1,), activation=self.activation, name="mlp")(scalars)[:, 0]
 
 

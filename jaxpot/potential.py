@@ -382,6 +382,8 @@ class Potential:
             width = hparams.get("features", registry.hyperparameters(model).get("features") or 64)
             hidden = list(getattr(cls_, "readout_hidden", [max(int(width) // 2, 1)]))  # MACE: () (own readouts)
             readout = {"hidden": hidden, "activation": getattr(cls_, "readout_activation", "silu")}
+            if getattr(cls_, "readout_sum", False):  # MACE: its scalars are per-layer atomic energies
+                readout["sum_scalars"] = True
         if isinstance(e0, dict):
             from ase.data import atomic_numbers, chemical_symbols
 

@@ -73,15 +73,34 @@ def test_symmetric_contraction_sizes():
 
 
 def test_energy_is_sum_of_layer_readouts():
+    """E_i = sum_t E_i^t with weight 1 per layer, as mace-torch (eq. 13), plus one learned bias."""
     pot = make_potential("mace", "float64")
     g = pot.prepare(pot.graph(ethanol()))
     feats = pot.module.apply(pot.params, g, method=jaxpot.heads.AtomisticModel.features)
     n_layers = pot.hparams.get("num_interactions", 2)
     assert str(feats.irreps).startswith(f"{n_layers}x0e")
-    head = pot.params["params"]["energy_head"]["mlp"]["dense_0"]
-    atomic = pot.module.apply(pot.params, g)
-    expected = feats.array[:, :n_layers] @ head["kernel"][:, 0] + head["bias"][0]
+    assert pot.readout["sum_scalars"] is True
+    assert jax.tree_util.tree_structure(pot.params["params"]["energy_head"]) == jax.tree_util.tree_structure({"bias": 0})
+    params = jax.tree_util.tree_map(lambda x: x, pot.params)
+    params["params"]["energy_head"]["bias"] = jnp.asarray(0.25, jnp.float64)
+    atomic = pot.module.apply(params, g)
+    expected = feats.array[:, :n_layers].sum(-1) + 0.25
     np.testing.assert_allclose(np.asarray(atomic), np.asarray(expected), atol=1e-12)
+
+
+def test_mace_saved_with_learned_layer_factors_loads(tmp_path):
+    """Models saved before the summing head (readout without ``sum_scalars``) keep their
+    learned linear head over the per-layer readouts and load with the energies they had."""
+    old = jaxpot.Potential.create(
+        "mace", [1, 6, 8], 5.0, seed=0, dtype="float64", readout={"hidden": [], "activation": "silu"},
+        **jaxpot.models.small_hyperparameters("mace"),
+    )
+    assert sorted(old.params["params"]["energy_head"]["mlp"]["dense_0"]) == ["bias", "kernel"]
+    old.save(tmp_path / "m")
+    loaded = jaxpot.load(tmp_path / "m")
+    assert "sum_scalars" not in loaded.readout
+    atoms = ethanol()
+    assert loaded.calculate(atoms)["energy"] == old.calculate(atoms)["energy"]
 
 
 def test_chunked_messages_equal_single_chunk(monkeypatch):
@@ -121,6 +140,8 @@ def test_default_product_weights_are_mace_torchs_and_old_saves_load(tmp_path):
     shapes = jax.eval_shape(module.init, jax.random.PRNGKey(0), g)
     # mace-torch 0.3.16's MACE for H, C, O at these hyperparameters has 93,520 parameters
     assert sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(shapes)) == 93_520
+    pot = jaxpot.Potential.create("mace", [1, 6, 8], 5.0, hidden_irreps="32x0e+32x1o")
+    assert sum(x.size for x in jax.tree_util.tree_leaves(pot.params)) == 93_521  # + the energy head's bias
 
     old = make_potential("mace", "float64", product_weights="independent")
     old.save(tmp_path / "m")

@@ -124,7 +124,7 @@ def test_two_devices_give_the_loss_of_one(tmp_path):
         from test_train import toy_data, small_potential
         from jaxpot.data import GraphLoader
         from jaxpot.train import TrainingOptions, train
-        from jaxpot.train.optim import make_optimizer
+        from jaxpot.train.optim import make_optimizer, set_learning_rate
         from jaxpot.train.step import TrainState, device_mesh, make_predict, make_train_step, replicate, stack_batches
         import jax.numpy as jnp
         assert len(jax.local_devices()) == 2
@@ -187,3 +187,38 @@ def test_config_names_unknown_and_mistyped_keys(tmp_path):
     assert config.model.cutoff == 4.0 and config.training.epochs == 3
     with pytest.raises(ValueError, match="unknown quantities"):
         config_from_dict({"data": {"train": "x.xyz"}, "training": {"weights": {"energie": 1.0}}})
+
+
+def test_amsgrad_is_pytorchs():
+    """jaxpot's AMSGrad follows torch.optim.Adam(amsgrad=True) (MACE's optimiser): the maximum of
+    the raw second moment, bias-corrected afterwards. Gradients that shrink after a large first
+    step tell it apart from optax.amsgrad, which keeps that first step in its denominator."""
+    import optax
+
+    from jaxpot.train.optim import make_optimizer, set_learning_rate
+
+    lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
+    rng = np.random.default_rng(0)
+    grads = [rng.normal(size=3) * 10.0 ** (-k / 5) for k in range(30)]
+    # torch/optim/adam.py (_single_tensor_adam, amsgrad=True), transcribed
+    p, m, v, vmax, expected = np.ones(3), np.zeros(3), np.zeros(3), np.zeros(3), []
+    for t, g in enumerate(grads, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        vmax = np.maximum(vmax, v)
+        p = p - lr / (1 - b1**t) * m / (np.sqrt(vmax) / np.sqrt(1 - b2**t) + eps)
+        expected.append(p)
+
+    def run(opt, state):
+        params, out = jax.numpy.ones(3, jax.numpy.float64), []
+        for g in grads:
+            updates, state = opt.update(jax.numpy.asarray(g), state, params)
+            params = optax.apply_updates(params, updates)
+            out.append(np.asarray(params))
+        return np.array(out)
+
+    ours = make_optimizer("amsgrad", clip_norm=None)  # its learning rate is injected: set it
+    ours_state = set_learning_rate(ours.init(jax.numpy.ones(3)), lr)
+    np.testing.assert_allclose(run(ours, ours_state), np.array(expected), rtol=1e-6, atol=1e-9)
+    theirs = optax.amsgrad(lr)
+    assert np.abs(run(theirs, theirs.init(jax.numpy.ones(3))) - np.array(expected)).max() > 1e-3

@@ -229,9 +229,9 @@ class MACE(nn.Module):
         ``Linear -> SiLU -> Linear`` through ``MLP_irreps``; the last layer keeps scalars only.
 
     The energy ``E_i = sum_t readout_t(h_i^t)`` is summed by the energy head: the backbone
-    returns the ``num_interactions`` readouts as ``num_interactions x 0e`` features (the head's
-    linear layer, ``readout_hidden = ()``, is the sum over layers up to a learned per-layer
-    factor, which the readouts' own last linear layers absorb), followed by the first layer's
+    returns the ``num_interactions`` readouts as ``num_interactions x 0e`` features (the head,
+    ``readout_sum``, adds them with weight 1 as mace-torch does, plus a learned bias; models
+    saved with the earlier learned per-layer factors load with them), followed by the first layer's
     equivariant (non-scalar) features for other heads. Scale/shift and E0s are the
     Potential's (``scale``, ``shift``, ``e0``).
 
@@ -269,7 +269,8 @@ class MACE(nn.Module):
     avg_num_neighbors: float = 10.0
     product_weights: str = "paths"
 
-    readout_hidden = ()  # the energy head only sums the per-layer readouts (see the docstring)
+    readout_hidden = ()
+    readout_sum = True  # the energy head sums the per-layer readouts (see the docstring)
 
     def _check(self) -> tuple[int, tuple[int, ...], int]:
         hidden = e3nn.Irreps(self.hidden_irreps)

@@ -9,13 +9,52 @@ import jax.numpy as jnp
 import optax
 
 
+def scale_by_amsgrad(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> optax.GradientTransformation:
+    """AMSGrad as PyTorch's ``Adam(amsgrad=True)``, which MACE, NequIP and SchNetPack train with.
+
+    ``m_t = b1 m + (1 - b1) g``, ``v_t = b2 v + (1 - b2) g^2``, ``v_max = max(v_max, v_t)`` (the
+    raw second moment), update ``(m_t / (1 - b1^t)) / (sqrt(v_max / (1 - b2^t)) + eps)``.
+    Reddi, Kale and Kumar (ICLR 2018, Algorithm 2) with Adam's bias corrections applied after the
+    maximum. ``optax.amsgrad`` takes the maximum of the *bias-corrected* moment instead, so one
+    large early gradient (a random model's first steps) sets the denominator for hundreds of
+    steps: the same learning rate then trains several times more slowly than in those codes.
+    The state is optax's ``ScaleByAmsgradState``.
+    """
+
+    def init_fn(params):
+        zeros = lambda: jax.tree_util.tree_map(jnp.zeros_like, params)  # noqa: E731
+        return optax.ScaleByAmsgradState(count=jnp.zeros([], jnp.int32), mu=zeros(), nu=zeros(), nu_max=zeros())
+
+    def update_fn(updates, state, params=None):
+        del params
+        count = state.count + 1
+        mu = jax.tree_util.tree_map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, updates)
+        nu = jax.tree_util.tree_map(lambda v, g: b2 * v + (1 - b2) * g * g, state.nu, updates)
+        nu_max = jax.tree_util.tree_map(jnp.maximum, state.nu_max, nu)
+        t = count.astype(jnp.float32)
+        c1, c2 = 1 - b1**t, 1 - b2**t
+
+        def step(m, v):
+            return ((m / c1.astype(m.dtype)) / (jnp.sqrt(v / c2.astype(v.dtype)) + eps)).astype(m.dtype)
+
+        return jax.tree_util.tree_map(step, mu, nu_max), optax.ScaleByAmsgradState(count, mu, nu, nu_max)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def amsgrad(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> optax.GradientTransformation:
+    """PyTorch's AMSGrad (``scale_by_amsgrad``) with learning rate ``learning_rate``."""
+    return optax.chain(scale_by_amsgrad(b1, b2, eps), optax.scale_by_learning_rate(learning_rate))
+
+
 def make_optimizer(name: str = "amsgrad", clip_norm: float | None = 10.0, weight_decay: float = 0.0):
-    """Adam or AMSGrad (MACE's default) with global-norm clipping.
+    """Adam or AMSGrad (MACE's default; PyTorch's variant, ``scale_by_amsgrad``) with global-norm
+    clipping; ``"amsgrad_optax"`` is ``optax.amsgrad``.
 
     The learning rate is an injected hyperparameter (``opt_state.hyperparams["learning_rate"]``)
     set every step from the host, so warm-up, cosine and plateau schedules all resume exactly.
     """
-    base = {"adam": optax.adam, "amsgrad": optax.amsgrad, "adamw": optax.adamw}
+    base = {"adam": optax.adam, "amsgrad": amsgrad, "amsgrad_optax": optax.amsgrad, "adamw": optax.adamw}
     if name not in base:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(base)}")
 
