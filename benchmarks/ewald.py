@@ -16,7 +16,9 @@ choice; E0s fitted on the training set, energy scale = RMS training force, ``jax
 schedule, EMA, loss weights energy 1000 / forces 100 throughout), the same epochs, batch size and seed; small models
 (features 32, 2 interactions; MACE 16x0e+16x1o, l_max 2, correlation 2). The Ewald block uses
 the paper's aperiodic defaults (``jaxpot.longrange.EwaldBlock``: k_c = 0.4 Å⁻¹, 128 Gaussians,
-down-projection 8, 3 residual layers) with its default quadrature (8 radial nodes, degree 17).
+down-projection 8, 3 residual layers) with its default quadrature (8 radial nodes, degree 17),
+one block beside every interaction (``placement="layers"``, the paper's and jaxpot's default
+for these backbones; ``--ewald-options '{"placement": "output"}'`` for one block on the output).
 
 Reported (one JSON line per run, then a table): test energy MAE (meV per structure) and force
 MAE (meV/Å) of the best-validation model (validation MAEs in the JSON line), the relative
@@ -125,7 +127,8 @@ def run(model: str, ewald: bool, train_set, valid_set, test_set, args) -> dict:
     steps = len(train_loader.batch_indices(0))
     epoch_times = [r["epoch_time_s"] for r in result.history[1:]] or [result.history[0]["epoch_time_s"]]
     return {
-        "model": model, "ewald": ewald, "ewald_options": hparams.get("ewald"), "params": pot.num_parameters,
+        "model": model, "ewald": ewald, "ewald_options": pot.hparams.get("ewald") if ewald else None,
+        "params": pot.num_parameters, "optimizer": options.optimizer,
         "epochs": args.epochs, "lr": args.lr, "seed": args.seed, "n_train": len(train_set), "n_valid": len(valid_set),
         "n_test": len(test_set), "valid_energy_mae_meV": 1e3 * metrics["energy_mae"],
         "valid_forces_mae_meV_A": 1e3 * metrics["forces_mae"],
@@ -146,7 +149,9 @@ def table(rows: list[dict]) -> str:
         if r["ewald"] and b:
             rel = tuple(f"{100 * (r[k] / b[k] - 1):+.0f}%" for k in ("energy_mae_meV", "forces_mae_meV_A"))
             rel += (f"{r['step_ms'] / b['step_ms']:.2f}",)
-        arm = f"k_c={(r.get('ewald_options') or {}).get('k_cutoff', 0.4)}" if r["ewald"] else "-"
+        opts = r.get("ewald_options") or {}
+        # rows written before 2026-11-22 have no placement: their block acted on the output
+        arm = f"k{opts.get('k_cutoff', 0.4)}/{'L' if opts.get('placement') == 'layers' else 'O'}" if r["ewald"] else "-"
         seed = str(r.get("seed", r.get("data", "?").rsplit("seed", 1)[-1].split(".")[0]))
         lines.append(f"{r['model']:8s} {seed:>4s} {arm:9s} {r['params']:7d} {r['energy_mae_meV']:10.2f} "
                      f"{r['forces_mae_meV_A']:12.2f} {r['step_ms']:8.1f} {rel[0]:>7s} {rel[1]:>7s} {rel[2]:>7s}")

@@ -326,11 +326,20 @@ class Potential:
     ) -> AtomisticModel:
         hparams = dict(hparams)
         ewald = hparams.pop("ewald", None)  # long-range add-on, any backbone (jaxpot.longrange)
-        backbone = registry.build(model, num_species=num_species, cutoff=cutoff, **hparams)
-        if ewald is not None and ewald is not False:
-            from jaxpot.longrange import with_ewald
+        if ewald is None or ewald is False:
+            backbone = registry.build(model, num_species=num_species, cutoff=cutoff, **hparams)
+        else:
+            from jaxpot.longrange import block_options, ewald_options, with_ewald
 
-            backbone = with_ewald(backbone, ewald)
+            options = ewald_options(ewald)
+            # saved before the option existed: the block acted on the output ("output")
+            if options.get("placement", "output") == "layers":
+                if "ewald" not in registry.hyperparameters(model):
+                    raise ValueError(f"model {model!r} has no per-layer Ewald blocks; use ewald={{'placement': 'output'}}")
+                layered = tuple(sorted(block_options(options).items()))
+                backbone = registry.build(model, num_species=num_species, cutoff=cutoff, ewald=layered, **hparams)
+            else:
+                backbone = with_ewald(registry.build(model, num_species=num_species, cutoff=cutoff, **hparams), options)
         heads = heads or {}
         unknown = sorted(set(heads) - set(HEADS))
         if unknown:
@@ -370,9 +379,11 @@ class Potential:
             mapping to head options, e.g. ``{"polarizability": {"shift": 0.8, "scale": 0.5}}``
             (``jaxpot.heads.DipoleHead`` / ``PolarizabilityHead`` fields). Default: energy only.
           **hparams: backbone hyperparameters (see ``jaxpot.models.hyperparameters(model)``), and
-            ``ewald``: ``True`` or a mapping of ``jaxpot.longrange.EwaldBlock`` options, to add an
-            Ewald message-passing block (long range, ICML 2023) to any backbone; saved with the
-            hyperparameters.
+            ``ewald``: ``True`` or a mapping of ``jaxpot.longrange.EwaldBlock`` options, to add
+            Ewald message passing (long range, ICML 2023) to any backbone; saved with the
+            hyperparameters. Its ``placement`` is ``"layers"`` (a block beside every interaction,
+            the paper's; the default for SchNet, PaiNN and MACE) or ``"output"`` (one block on
+            the final scalars; the default for the other backbones).
         """
         numbers = _species_numbers(species)
         if cutoff <= 0:
@@ -393,6 +404,12 @@ class Potential:
                 raise ValueError(f"e0 has no reference energy for {missing}")
             e0 = [table[z] for z in numbers]
         e0 = np.zeros(len(numbers)) if e0 is None else np.asarray(e0, dtype=np.float64)
+        ewald = hparams.get("ewald")
+        if ewald is not None and ewald is not False:  # the paper's placement where the backbone has it
+            from jaxpot.longrange import ewald_options
+
+            default = "layers" if "ewald" in registry.hyperparameters(model) else "output"
+            hparams = dict(hparams, ewald={"placement": default} | ewald_options(ewald))
         heads = head_options(properties, readout)
         module = cls.build_module(model, hparams, len(numbers), cutoff, readout, heads)
         params = init_params(module, seed, len(numbers))

@@ -3,6 +3,8 @@ stress, save/load and jax-md. The conformance suite runs "<backbone>+ewald" too 
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -238,6 +240,33 @@ def test_save_and_load_keep_the_block(tmp_path):
 def test_bad_options():
     with pytest.raises(ValueError, match="unknown ewald option"):
         jaxpot.Potential.create("schnet", ["H"], 4.0, ewald={"kcut": 1.0}, features=4, num_interactions=1)
+    with pytest.raises(ValueError, match="placement must be one of"):
+        jaxpot.Potential.create("schnet", ["H"], 4.0, ewald={"placement": "first"}, features=4, num_interactions=1)
+    with pytest.raises(ValueError, match="no per-layer Ewald blocks"):
+        jaxpot.Potential.create("nequip", ["H"], 4.0, ewald={"placement": "layers"}, **jaxpot.models.small_hyperparameters("nequip"))
+
+
+def test_a_block_beside_every_interaction(tmp_path):
+    """The paper's placement (the default for SchNet, PaiNN and MACE): one block per interaction,
+    fed the layer's input scalars; "output" is one block on the final scalars, and a model saved
+    before the option existed (no ``placement``) loads as "output" with its energies."""
+    hp = {"features": 8, "num_interactions": 2, "num_rbf": 4}
+    layered = jaxpot.Potential.create("painn", ["H", "O"], 4.0, dtype="float64", seed=1, ewald=EWALD, **hp)
+    assert layered.hparams["ewald"]["placement"] == "layers"
+    backbone = layered.params["params"]["backbone"]
+    assert {"ewald_0", "ewald_1"} <= set(backbone)
+    output = jaxpot.Potential.create("painn", ["H", "O"], 4.0, dtype="float64", seed=1,
+                                     ewald=EWALD | {"placement": "output"}, **hp)
+    assert set(output.params["params"]["backbone"]) == {"backbone", "ewald"}  # EwaldBackbone
+    atoms = water_dimer(8.0)
+    assert abs(layered.calculate(atoms)["energy"] - output.calculate(atoms)["energy"]) > 1e-6
+
+    output.save(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    del config["hparams"]["ewald"]["placement"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    loaded = jaxpot.load(tmp_path / "m")
+    assert loaded.calculate(atoms)["energy"] == output.calculate(atoms)["energy"]
     with pytest.raises(ValueError, match="angular_degree must be odd"):
         kspace.sphere_quadrature(16)
 

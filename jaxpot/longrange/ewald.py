@@ -16,11 +16,13 @@ implementation's update function.
 
 Where jaxpot departs from the paper, and why:
 
-- Placement: the paper runs one Ewald block beside every interaction block. Here the block
-  acts once on the backbone's final invariant (0e) node features, before the heads
-  (``EwaldBackbone``), so it is one option on every backbone without touching their code.
-  For MACE those scalars are its per-layer energy readouts (``num_interactions x 0e``), so the
-  block there learns a long-range correction from them (charge-like site values).
+- Placement (``placement`` option): ``"layers"``, the paper's, runs one block beside every
+  interaction, ``h^{t+1} = h^t + short_t(h^t) + ewald_t(h^t)`` on the invariant features, in
+  the backbones that offer it (an ``ewald`` field: SchNet, PaiNN, MACE; ``layer_ewald``); it
+  is their default. ``"output"`` acts once on the backbone's final invariant (0e) features,
+  before the heads (``EwaldBackbone``): any backbone, and the only placement before
+  2026-11-22, which saved models without the option keep. For MACE those final scalars are its
+  per-layer energy readouts (``num_interactions x 0e``).
 - Filter: the same radial ``Φ(|k|)`` for periodic and aperiodic graphs (the paper's periodic
   filter is a free weight per reciprocal-lattice index, which is not invariant under a change
   of cell basis), times a polynomial envelope in ``|k| / k_c`` so that lattice points crossing
@@ -186,22 +188,41 @@ class EwaldBackbone(nn.Module):
         return e3nn.IrrepsArray(features.irreps, features.array.at[:, cols].add(update))
 
 
-EWALD_OPTIONS = tuple(f.name for f in dataclasses.fields(EwaldBlock) if f.name not in ("parent", "name"))
+BLOCK_OPTIONS = tuple(f.name for f in dataclasses.fields(EwaldBlock) if f.name not in ("parent", "name"))
+EWALD_OPTIONS = BLOCK_OPTIONS + ("placement",)
+PLACEMENTS = ("layers", "output")
 
 
 def ewald_options(options: Any) -> dict:
     """Normalise the ``ewald=`` option of ``Potential.create``: ``True`` or ``{}`` for the
-    defaults, a mapping of ``EwaldBlock`` fields otherwise; unknown names raise ``ValueError``."""
+    defaults, a mapping of ``EwaldBlock`` fields and ``placement`` otherwise; unknown names or
+    placements raise ``ValueError``."""
     if options is True:
         return {}
+    if isinstance(options, tuple):  # a backbone's hashable ``ewald`` field
+        options = dict(options)
     if not isinstance(options, dict):
         raise ValueError(f"ewald must be True or a mapping of options {list(EWALD_OPTIONS)}, got {options!r}")
     unknown = sorted(set(options) - set(EWALD_OPTIONS))
     if unknown:
         raise ValueError(f"unknown ewald option(s) {unknown}; the options are {list(EWALD_OPTIONS)}")
+    if options.get("placement", "output") not in PLACEMENTS:
+        raise ValueError(f"ewald placement must be one of {list(PLACEMENTS)}, got {options['placement']!r}")
     return dict(options)
 
 
+def block_options(options: Any) -> dict:
+    """The ``EwaldBlock`` fields of ``options`` (``ewald_options`` without ``placement``)."""
+    return {k: v for k, v in ewald_options(options).items() if k != "placement"}
+
+
+def layer_ewald(options: Any, h: jnp.ndarray, graph: jraph.GraphsTuple, layer: int) -> jnp.ndarray:
+    """The long-range update of interaction ``layer`` (``placement="layers"``): a fresh
+    ``EwaldBlock`` named ``ewald_{layer}`` on the invariant features ``h`` [N, C] -> [N, C].
+    Call it inside a compact backbone with its hashable ``ewald`` field as ``options``."""
+    return EwaldBlock(**block_options(options), name=f"ewald_{layer}")(h, graph).astype(h.dtype)
+
+
 def with_ewald(backbone: nn.Module, options: Any) -> EwaldBackbone:
-    """``backbone`` with an Ewald block on its scalars (``Potential.create(..., ewald=...)``)."""
-    return EwaldBackbone(backbone=backbone, ewald=EwaldBlock(**ewald_options(options)))
+    """``backbone`` with an Ewald block on its output scalars (``placement="output"``)."""
+    return EwaldBackbone(backbone=backbone, ewald=EwaldBlock(**block_options(options)))

@@ -26,6 +26,7 @@ import jraph
 import numpy as np
 
 from jaxpot.graph import edge_vectors
+from jaxpot.longrange.ewald import layer_ewald
 from jaxpot.models.registry import register
 from jaxpot.nn import bessel_basis, polynomial_envelope, safe_norm
 from jaxpot.nn.edge_sum import edge_sum
@@ -268,6 +269,7 @@ class MACE(nn.Module):
     radial_MLP: tuple[int, ...] = (64, 64, 64)
     avg_num_neighbors: float = 10.0
     product_weights: str = "paths"
+    ewald: tuple | None = None
 
     readout_hidden = ()
     readout_sum = True  # the energy head sums the per-layer readouts (see the docstring)
@@ -317,6 +319,7 @@ class MACE(nn.Module):
         readouts, equivariant = [], None
         for t in range(self.num_interactions):
             last = t == self.num_interactions - 1
+            h_in = h[0][:, 0, :]  # [N, C] invariant input of the layer (the Ewald block's)
             ells_out = (0,) if last else hidden_ells
             a, sc = MACEInteraction(
                 c, self.max_ell, tuple(self.radial_MLP), self.avg_num_neighbors, self.num_species,
@@ -329,6 +332,8 @@ class MACE(nn.Module):
             h = EquivariantLinear(c, ells_out, name=f"product_linear_{t}")(b)
             if sc is not None:
                 h = {ell: h[ell] + sc[ell] for ell in ells_out}
+            if self.ewald is not None:  # beside the interaction, from the same input scalars
+                h = {**h, 0: h[0] + layer_ewald(self.ewald, h_in, graph, t)[:, None, :]}
             scalars = h[0][:, 0, :]  # [N, C]
             if not last:
                 w = self.param(f"readout_{t}", _normal, (c, 1)).astype(dtype)

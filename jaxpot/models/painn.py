@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import jraph
 
 from jaxpot.graph import edge_vectors
+from jaxpot.longrange.ewald import layer_ewald
 from jaxpot.models.registry import register
 from jaxpot.nn import safe_norm, smooth_norm
 from jaxpot.nn.dense import DenseParams
@@ -182,6 +183,7 @@ class PaiNN(nn.Module):
     features: int = 128
     num_interactions: int = 3
     num_rbf: int = 20
+    ewald: tuple | None = None
 
     @nn.compact
     def __call__(self, graph: jraph.GraphsTuple) -> e3nn.IrrepsArray:
@@ -201,10 +203,13 @@ class PaiNN(nn.Module):
         ).astype(positions.dtype)
         v = None  # zero vectors (Sec. 4), known at trace time
         for t in range(self.num_interactions):
+            long_range = layer_ewald(self.ewald, s, graph, t) if self.ewald is not None else None
             s, v = PaiNNMessage(f, name=f"message_{t}")(
                 s, v, radial, unit, filter_kernels[t], graph.senders, graph.receivers
             )
             s, v = PaiNNUpdate(f, name=f"update_{t}")(s, v)
+            if long_range is not None:  # beside the interaction, from the same input scalars
+                s = s + long_range
         if v is None:  # num_interactions == 0
             v = jnp.zeros((s.shape[0], 3, f), dtype=s.dtype)
         vectors = jnp.swapaxes(v, 1, 2).reshape(s.shape[0], 3 * f)  # [N, F, 3] -> [N, 3F]

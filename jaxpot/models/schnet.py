@@ -11,6 +11,7 @@ import flax.linen as nn
 import jraph
 
 from jaxpot.graph import edge_vectors
+from jaxpot.longrange.ewald import layer_ewald
 from jaxpot.models.registry import register
 from jaxpot.nn import cosine_cutoff, gaussian_basis, safe_norm, shifted_softplus
 from jaxpot.nn.dense import DenseParams, dense
@@ -107,6 +108,7 @@ class SchNet(nn.Module):
     num_interactions: int = 3
     num_rbf: int | None = None
     gamma: float = 10.0
+    ewald: tuple | None = None
 
     @nn.compact
     def __call__(self, graph: jraph.GraphsTuple) -> e3nn.IrrepsArray:
@@ -118,7 +120,10 @@ class SchNet(nn.Module):
         x = nn.Embed(self.num_species, self.features, name="embedding")(graph.nodes["species"])
         x = x.astype(positions.dtype)
         for t in range(self.num_interactions):
-            x = x + SchNetInteraction(self.features, name=f"interaction_{t}")(
+            update = SchNetInteraction(self.features, name=f"interaction_{t}")(
                 x, rbf, envelope, graph.senders, graph.receivers
             )
+            if self.ewald is not None:  # beside the interaction, from the same input
+                update = update + layer_ewald(self.ewald, x, graph, t)
+            x = x + update
         return e3nn.IrrepsArray(f"{self.features}x0e", x)
