@@ -140,8 +140,6 @@ def test_default_product_weights_are_mace_torchs_and_old_saves_load(tmp_path):
     shapes = jax.eval_shape(module.init, jax.random.PRNGKey(0), g)
     # mace-torch 0.3.16's MACE for H, C, O at these hyperparameters has 93,520 parameters
     assert sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(shapes)) == 93_520
-    pot = jaxpot.Potential.create("mace", [1, 6, 8], 5.0, hidden_irreps="32x0e+32x1o")
-    assert sum(x.size for x in jax.tree_util.tree_leaves(pot.params)) == 93_521  # + the energy head's bias
 
     old = make_potential("mace", "float64", product_weights="independent")
     old.save(tmp_path / "m")
