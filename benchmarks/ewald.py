@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import time
@@ -43,6 +44,7 @@ import numpy as np
 
 MOLECULES = {"water": ("H2O",), "polar": ("H2O", "H2CO", "CH3CN")}
 CUTOFF = 4.0
+SEPARATION_BINS = (3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0)  # Å, centre of mass to centre of mass
 HPARAMS = {
     "schnet": {"features": 32, "num_interactions": 2, "num_rbf": 20},
     "painn": {"features": 32, "num_interactions": 2, "num_rbf": 10},
@@ -123,7 +125,10 @@ def run(model: str, ewald: bool, train_set, valid_set, test_set, args) -> dict:
     wall = time.perf_counter() - t
     metrics, _ = evaluate(result.potential, valid_loader)
     test_loader = GraphLoader(test_set, CUTOFF, species, args.batch_size, shuffle=False)
-    test, _ = evaluate(result.potential, test_loader)
+    test, test_values = evaluate(result.potential, test_loader, keep_values=True)
+    ref, pred = test_values.parity("energy")  # in the loader's packing order
+    order = np.concatenate(test_loader.batch_indices(0))
+    separation = np.array([test_set[i].info["separation"] for i in order])
     steps = len(train_loader.batch_indices(0))
     epoch_times = [r["epoch_time_s"] for r in result.history[1:]] or [result.history[0]["epoch_time_s"]]
     return {
@@ -134,7 +139,42 @@ def run(model: str, ewald: bool, train_set, valid_set, test_set, args) -> dict:
         "valid_forces_mae_meV_A": 1e3 * metrics["forces_mae"],
         "energy_mae_meV": 1e3 * test["energy_mae"], "forces_mae_meV_A": 1e3 * test["forces_mae"],
         "step_ms": 1e3 * float(np.median(epoch_times)) / steps, "wall_s": wall,
+        "energy_mae_by_separation_meV": mae_by_separation(separation, pred - ref),
     }
+
+
+def mae_by_separation(separation: np.ndarray, error: np.ndarray) -> dict[str, float]:
+    """Energy MAE (meV) of the test dimers in each centre-of-mass separation bin (Å),
+    ``{"3-4": ..., ...}``; bins without a dimer are left out."""
+    out = {}
+    for lo, hi in itertools.pairwise(SEPARATION_BINS):
+        inside = (separation >= lo) & (separation < hi)
+        if inside.any():
+            out[f"{lo:g}-{hi:g}"] = 1e3 * float(np.mean(np.abs(error[inside])))
+    return out
+
+
+def separation_table(rows: list[dict]) -> str:
+    """Test energy MAE (meV) by centre-of-mass separation, one line per run that recorded it."""
+    rows = [r for r in rows if r.get("energy_mae_by_separation_meV")]
+    if not rows:
+        return ""
+    bins = [f"{lo:g}-{hi:g}" for lo, hi in itertools.pairwise(SEPARATION_BINS)]
+    lines = [f"{'model':8s} {'seed':>4s} {'ewald':9s} " + " ".join(f"{b:>6s}" for b in bins) + "   (Å; test E MAE, meV)"]
+    for r in rows:
+        by = r["energy_mae_by_separation_meV"]
+        lines.append(f"{r['model']:8s} {r.get('seed', '?')!s:>4s} {arm_label(r):9s} "
+                     + " ".join(f"{by[b]:6.1f}" if b in by else f"{'':6s}" for b in bins))
+    return "\n".join(lines)
+
+
+def arm_label(row: dict) -> str:
+    """``-`` for a bare run, ``k<k_c>/L`` or ``/O`` (placement) for one with the block."""
+    if not row["ewald"]:
+        return "-"
+    opts = row.get("ewald_options") or {}
+    # rows written before 2026-11-22 have no placement: their block acted on the output
+    return f"k{opts.get('k_cutoff', 0.4)}/{'L' if opts.get('placement') == 'layers' else 'O'}"
 
 
 def table(rows: list[dict]) -> str:
@@ -149,9 +189,7 @@ def table(rows: list[dict]) -> str:
         if r["ewald"] and b:
             rel = tuple(f"{100 * (r[k] / b[k] - 1):+.0f}%" for k in ("energy_mae_meV", "forces_mae_meV_A"))
             rel += (f"{r['step_ms'] / b['step_ms']:.2f}",)
-        opts = r.get("ewald_options") or {}
-        # rows written before 2026-11-22 have no placement: their block acted on the output
-        arm = f"k{opts.get('k_cutoff', 0.4)}/{'L' if opts.get('placement') == 'layers' else 'O'}" if r["ewald"] else "-"
+        arm = arm_label(r)
         seed = str(r.get("seed", r.get("data", "?").rsplit("seed", 1)[-1].split(".")[0]))
         lines.append(f"{r['model']:8s} {seed:>4s} {arm:9s} {r['params']:7d} {r['energy_mae_meV']:10.2f} "
                      f"{r['forces_mae_meV_A']:12.2f} {r['step_ms']:8.1f} {rel[0]:>7s} {rel[1]:>7s} {rel[2]:>7s}")
@@ -177,7 +215,9 @@ def main():
     p.add_argument("--table-only", default=None, help="reprint the table of a results file")
     args = p.parse_args()
     if args.table_only:
-        print(table([json.loads(line) for line in Path(args.table_only).read_text().splitlines() if line.strip()]))
+        rows = [json.loads(line) for line in Path(args.table_only).read_text().splitlines() if line.strip()]
+        print(table(rows))
+        print(separation_table(rows))
         return
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # tblite: one thread is ~300x faster on a shared CPU
     frames, path = dataset(Path(args.cache), args.n, args.seed, args.data)
@@ -196,6 +236,7 @@ def main():
                 with open(args.out, "a") as fh:
                     fh.write(json.dumps(row) + "\n")
     print(table(rows))
+    print(separation_table(rows))
 
 
 if __name__ == "__main__":
