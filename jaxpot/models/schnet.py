@@ -76,6 +76,13 @@ class SchNetInteraction(nn.Module):
         return nn.Dense(self.features, name="f2out_1")(y)
 
 
+# Element embeddings N(0, 1), as torch.nn.Embedding in the reference implementations (schnetpack,
+# and PyG's SchNet, which the Ewald paper builds on). flax's default draws them with standard
+# deviation 1/sqrt(F), 0.18 at F = 32: every layer that acts on them without a bias (the Ewald
+# block's residual layers) then starts several times smaller.
+EMBEDDING_INIT = nn.initializers.normal(stddev=1.0)
+
+
 @register("schnet", small={"features": 16, "num_interactions": 2, "num_rbf": 12})
 class SchNet(nn.Module):
     """SchNet backbone: invariant atom features ``features x 0e``.
@@ -117,7 +124,8 @@ class SchNet(nn.Module):
         n_rbf = self.num_rbf or int(round(self.cutoff / 0.1)) + 1
         rbf = gaussian_basis(r, self.cutoff, n_rbf, gamma=self.gamma)
         envelope = cosine_cutoff(r, self.cutoff)
-        x = nn.Embed(self.num_species, self.features, name="embedding")(graph.nodes["species"])
+        x = nn.Embed(self.num_species, self.features, embedding_init=EMBEDDING_INIT, name="embedding")(
+            graph.nodes["species"])
         x = x.astype(positions.dtype)
         for t in range(self.num_interactions):
             update = SchNetInteraction(self.features, name=f"interaction_{t}")(
