@@ -406,10 +406,14 @@ class Potential:
         e0 = np.zeros(len(numbers)) if e0 is None else np.asarray(e0, dtype=np.float64)
         ewald = hparams.get("ewald")
         if ewald is not None and ewald is not False:  # the paper's placement where the backbone has it
-            from jaxpot.longrange import ewald_options
+            from jaxpot.longrange import ewald_options, kspace
 
             default = "layers" if "ewald" in registry.hyperparameters(model) else "output"
-            hparams = dict(hparams, ewald={"placement": default} | ewald_options(ewald))
+            options = {"placement": default} | ewald_options(ewald)
+            # enough directions for the frequency cutoff (EwaldBlock's fixed default, 17, is
+            # right only at 0.4 Å⁻¹; saves made before this keep their degree when loaded)
+            options.setdefault("angular_degree", kspace.angular_degree_for(float(options.get("k_cutoff", 0.4))))
+            hparams = dict(hparams, ewald=options)
         heads = head_options(properties, readout)
         module = cls.build_module(model, hparams, len(numbers), cutoff, readout, heads)
         params = init_params(module, seed, len(numbers))

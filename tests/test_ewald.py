@@ -246,6 +246,20 @@ def test_bad_options():
         jaxpot.Potential.create("nequip", ["H"], 4.0, ewald={"placement": "layers"}, **jaxpot.models.small_hyperparameters("nequip"))
 
 
+def test_angular_degree_follows_the_frequency_cutoff():
+    """Potential.create picks the sphere rule for k_c (the fixed 17 would leave a rotation error of
+    order 1 at 17 Å with k_c = 1.2) and saves it; a degree given by the user is kept."""
+    from jaxpot.longrange import kspace
+
+    assert [kspace.angular_degree_for(k) for k in (0.4, 0.8, 1.2)] == [17, 27, 35]
+    assert kspace.angular_error_bound(1.2 * 17.0, 17) > 1.0
+    assert kspace.angular_error_bound(1.2 * 17.0, 35) < 1e-5
+    hp = {"features": 4, "num_interactions": 1}
+    for options, degree in (({"k_cutoff": 1.2}, 35), ({}, 17), ({"k_cutoff": 1.2, "angular_degree": 21}, 21)):
+        pot = jaxpot.Potential.create("schnet", ["H"], 4.0, ewald=options, **hp)
+        assert pot.hparams["ewald"]["angular_degree"] == degree
+
+
 def test_a_block_beside_every_interaction(tmp_path):
     """The paper's placement (the default for SchNet, PaiNN and MACE): one block per interaction,
     fed the layer's input scalars; "output" is one block on the final scalars, and a model saved
