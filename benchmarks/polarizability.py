@@ -1,6 +1,6 @@
 """Tensor heads, measured: PaiNN polarizability on BPM malonaldehyde, PaiNN dipole on ethanol.
 
-Polarizability (default task): ``/work/shared/data/dipole_polar/bpm_malonaldehyde_train.xyz``
+Polarizability (default task): ``../shared/data/dipole_polar/bpm_malonaldehyde_train.xyz``
 (Sowa & Rossky, JCTC 20, 10071 (2024); 2000 geometries from 500 K MD, DFT polarizability
 tensors in a.u. = Bohr³, converted to Å³ on reading). A fixed-seed split of that file into
 training and validation structures; PaiNN with the polarizability head only (no energies or
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-MALONALDEHYDE = "/work/shared/data/dipole_polar/bpm_malonaldehyde_train.xyz"
+MALONALDEHYDE = str(Path(__file__).resolve().parents[2] / "shared/data/dipole_polar/bpm_malonaldehyde_train.xyz")
 COMPONENTS = ("xx", "yy", "zz", "xy", "xz", "yz")
 
 

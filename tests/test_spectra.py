@@ -30,7 +30,8 @@ from jaxpot.spectra import (
 )
 from jaxpot.spectra.units import BOHR, HARTREE, KM_PER_MOL_PER_E2_AMU, SPEED_OF_LIGHT
 
-ORCA = Path("/work/shared/data/dipole_polar/schnetpack_orca_h2o2_response.npz")
+# the team's shared data folder next to the repository (never copied into it)
+ORCA = Path(__file__).parents[2] / "shared" / "data" / "dipole_polar" / "schnetpack_orca_h2o2_response.npz"
 
 # Printed by ORCA 4.0.1 for this geometry and Hessian (PBE0/def2-TZVP, NumFreq; schnetpack
 # tests/data/test_orca.log): "VIBRATIONAL FREQUENCIES", "IR SPECTRUM" (T**2, km/mol) and
