@@ -168,6 +168,89 @@ def test_nan_loss_stops_and_keeps_last_good_state(tmp_path):
         assert np.all(np.isfinite(leaf))
 
 
+class PoisonedLoader:
+    """A GraphLoader whose batch ``bad`` of epoch 0 has a NaN energy label (and the rest are fine)."""
+
+    def __init__(self, loader, bad: int):
+        self.loader, self.bad = loader, bad
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+    def epoch(self, epoch: int, start: int = 0):
+        for k, batch in enumerate(self.loader.epoch(epoch, start=start), start=start):
+            if epoch == 0 and k == self.bad:
+                batch = batch._replace(globals={**batch.globals, "energy": np.full_like(batch.globals["energy"], np.nan)})
+            yield batch
+
+
+def test_nan_read_late_keeps_the_state_of_the_last_good_step(tmp_path):
+    """The trainer reads each loss a few steps after dispatching it. Steps dispatched after a NaN
+    (here batch 2 of 4; batch 3 is fine and already dispatched when the NaN is read) must not move
+    the state, so the run ends with the parameters of a run stopped just before the NaN step."""
+    from jaxpot.train.checkpoint import Checkpoints
+
+    frames = toy_data(8)
+    options = TrainingOptions(epochs=2, learning_rate=1e-2, progress=False)
+    species = small_potential().species
+    result = train(small_potential(), PoisonedLoader(GraphLoader(frames, 4.0, species, 2, seed=0), bad=2), None,
+                   options, tmp_path / "nan")
+    assert result.stopped == "nan"
+    assert Checkpoints(tmp_path / "nan" / "checkpoints").latest_step() == 2
+    reference = train(small_potential(), GraphLoader(frames, 4.0, species, 2, seed=0), None, options,
+                      tmp_path / "stopped", max_steps=2)
+    assert reference.stopped == "max_steps"
+    a, b = jaxpot.load(tmp_path / "nan" / "last_model"), jaxpot.load(tmp_path / "stopped" / "last_model")
+    for x, y in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_train_step_compiles_once(tmp_path, monkeypatch):
+    """Every step of a run, the first included, sees the same argument types and shardings
+    (the loss fed back as ``previous_loss`` too), so the step compiles once."""
+    from jaxpot.train import trainer
+
+    steps = []
+
+    def recording(*args, **kwargs):
+        steps.append(make_train_step(*args, **kwargs))
+        return steps[-1]
+
+    make_train_step = trainer.make_train_step
+    monkeypatch.setattr(trainer, "make_train_step", recording)
+    pot = small_potential()
+    train(pot, GraphLoader(toy_data(6), 4.0, pot.species, 2, seed=0), None,
+          TrainingOptions(epochs=2, progress=False), tmp_path / "run")
+    assert len(steps) == 1 and steps[0]._cache_size() == 1
+
+
+def test_train_step_after_a_nan_keeps_the_state():
+    import jax.numpy as jnp
+
+    from jaxpot.train.optim import make_optimizer
+    from jaxpot.train.step import TrainState, device_mesh, make_predict, make_train_step, replicate, stack_batches
+
+    pot = small_potential()
+    batch = next(iter(GraphLoader(toy_data(2), 4.0, pot.species, 2, shuffle=False).epoch(0)))
+    opt = make_optimizer()
+    step = make_train_step(make_predict(pot.energy_fn, False), opt, 0.99)
+    mesh = device_mesh(1)
+    weights = {"energy": jnp.asarray(1.0, jnp.float32), "forces": jnp.asarray(100.0, jnp.float32)}
+    stacked = stack_batches([batch], mesh, jnp.float32)
+
+    def fresh():
+        params = jax.tree_util.tree_map(jnp.array, pot.params)
+        return replicate(TrainState(jnp.asarray(0), params, opt.init(params), jax.tree_util.tree_map(jnp.copy, params)), mesh)
+
+    before = jax.tree_util.tree_map(np.asarray, fresh())
+    state, loss, _ = step(fresh(), stacked, weights, jnp.asarray(np.nan))
+    assert np.isnan(float(loss))
+    for x, y in zip(jax.tree_util.tree_leaves(before), jax.tree_util.tree_leaves(state)):
+        np.testing.assert_array_equal(x, np.asarray(y))
+    state, loss, _ = step(fresh(), stacked, weights, jnp.asarray(0.0))
+    assert np.isfinite(float(loss)) and int(state.step) == 1
+
+
 def test_config_names_unknown_and_mistyped_keys(tmp_path):
     with pytest.raises(ValueError, match=r"unknown key\(s\) in training: 'learning_rat' \(did you mean 'learning_rate'\?\)"):
         config_from_dict({"data": {"train": "x.xyz"}, "training": {"learning_rat": 0.1}})

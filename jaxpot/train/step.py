@@ -59,10 +59,21 @@ def _stacked_terms(predict, params, batches):
     return {k: (jnp.sum(s), jnp.sum(c)) for k, (s, c) in terms.items()}
 
 
-def make_train_step(predict: Callable, optimizer, ema_decay: float) -> Callable:
-    """``step(state, batches, weights) -> (state, loss, terms)``; a NaN loss keeps the old state."""
+# dtype of the loss a train step returns (and takes back as ``previous_loss``), so every call
+# of the step sees the same argument types and compiles once.
+LOSS_DTYPE = jax.dtypes.canonicalize_dtype(jnp.float64)
 
-    def step(state: TrainState, batches, weights):
+
+def make_train_step(predict: Callable, optimizer, ema_decay: float) -> Callable:
+    """``step(state, batches, weights, previous_loss=None) -> (state, loss, terms)``.
+
+    A NaN loss keeps the old state. Passing the loss the previous step returned as
+    ``previous_loss`` makes that stop sticky on the device: once a loss is not finite, every
+    later step keeps the state and returns NaN, so a host that reads losses a few steps late
+    (the trainer does, to keep the device busy) still stops with the last good state.
+    """
+
+    def step(state: TrainState, batches, weights, previous_loss=None):
         def loss_fn(params):
             terms = _stacked_terms(predict, params, batches)
             return weighted_loss(terms, weights), terms
@@ -72,7 +83,10 @@ def make_train_step(predict: Callable, optimizer, ema_decay: float) -> Callable:
         params = jax.tree_util.tree_map(lambda p, u: p + u.astype(p.dtype), state.params, updates)
         new = TrainState(state.step + 1, params, opt_state, ema_update(state.ema_params, params, ema_decay, state.step))
         finite = jnp.isfinite(loss)
+        if previous_loss is not None:
+            finite = finite & jnp.isfinite(previous_loss)
         new = jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, state)
+        loss = jnp.where(finite, loss, jnp.nan).astype(LOSS_DTYPE)
         return new, loss, terms
 
     return jax.jit(step, donate_argnums=0)

@@ -8,6 +8,7 @@ resumed with the same configuration ends with the same parameters as one never s
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import math
@@ -25,6 +26,7 @@ from jaxpot.train.losses import QUANTITIES
 from jaxpot.train.metrics import ErrorMetrics
 from jaxpot.train.optim import Plateau, learning_rate, make_optimizer, set_learning_rate
 from jaxpot.train.step import (
+    LOSS_DTYPE,
     TrainState,
     device_mesh,
     empty_like,
@@ -87,6 +89,9 @@ class TrainResult:
 
 # Weights of the tensor heads when the configuration names them in neither table.
 _HEAD_WEIGHT_DEFAULT = 1.0
+
+# Steps the trainer dispatches before it reads a step's loss back (see ``train``).
+LOSS_LAG = 2
 
 
 def _weights(options: TrainingOptions, epoch: int, dtype) -> dict:
@@ -257,35 +262,63 @@ def train(
         meta.update(epoch=epoch, group=group, plateau=plateau.state, best_valid_loss=best["loss"])
         checkpoints.save(int(state.step), state, meta)
 
+    # Losses are read back LOSS_LAG steps late, so the host assembles and sends the next batches
+    # while the device computes (a read right after each step would idle it once per step). The
+    # step's sticky NaN stop (``previous_loss``) keeps the last good state meanwhile; an epoch's
+    # last step, checkpoints and ``max_steps`` read everything first.
+    step_count = int(state.step)
+    previous_loss = replicate(jnp.zeros((), LOSS_DTYPE), mesh)  # as the step returns it: one compilation
     try:
         for epoch in range(meta["epoch"], options.epochs):
             t_epoch = time.perf_counter()
             weights = _weights(options, epoch, dtype)
             first = meta["group"] if epoch == meta["epoch"] else 0
-            losses = []
+            last_group = _num_groups(train_loader, epoch, mesh.size) - 1
+            losses: list[float] = []
+            pending: collections.deque = collections.deque()  # (group, step index, loss on the device)
+            bad = None
+
+            def settle(keep: int):
+                """Read losses until at most ``keep`` are pending; the first non-finite one's
+                (group, step index, value), or None."""
+                while len(pending) > keep:
+                    group_index, index, device_loss = pending.popleft()
+                    value = float(device_loss)
+                    if not math.isfinite(value):
+                        pending.clear()
+                        return group_index, index, value
+                    losses.append(value)
+                    if progress is not None:
+                        progress.update(1)
+                        progress.set_postfix(epoch=epoch, loss=f"{value:.3g}", lr=f"{lr:.2g}", refresh=False)
+                return None
+
             for gi, group in enumerate(_grouped(_epoch(train_loader, epoch, first * mesh.size), mesh.size), start=first):
-                step_index = int(state.step)
-                lr = learning_rate(step_index, total_steps, options.learning_rate, options.schedule,
+                lr = learning_rate(step_count, total_steps, options.learning_rate, options.schedule,
                                    options.warmup_steps, options.final_lr_fraction, plateau.state["scale"])
                 state = state._replace(opt_state=set_learning_rate(state.opt_state, lr))
-                state, loss, _ = train_step(state, stack_batches(group, mesh, dtype), weights)
-                loss = float(loss)
-                if not math.isfinite(loss):
-                    stopped = "nan"
-                    save_checkpoint(epoch, gi)
-                    print(f"jaxpot: the loss became {loss} at step {step_index} (epoch {epoch}); stopped and kept "
-                          f"the last good state in {checkpoints.directory}. Lower the learning rate or check the data.")
+                state, previous_loss, _ = train_step(state, stack_batches(group, mesh, dtype), weights, previous_loss)
+                pending.append((gi, step_count, previous_loss))
+                step_count += 1
+                checkpoint_due = step_count % options.checkpoint_every == 0
+                at_max = max_steps is not None and step_count >= max_steps
+                bad = settle(0 if (checkpoint_due or at_max or gi >= last_group) else LOSS_LAG)
+                if bad is not None:
                     break
-                losses.append(loss)
-                if progress is not None:
-                    progress.update(1)
-                    progress.set_postfix(epoch=epoch, loss=f"{loss:.3g}", lr=f"{lr:.2g}", refresh=False)
-                if int(state.step) % options.checkpoint_every == 0:
+                if checkpoint_due:
                     save_checkpoint(epoch, gi + 1)
-                if max_steps is not None and int(state.step) >= max_steps:
+                if at_max:
                     stopped = "max_steps"
                     save_checkpoint(epoch, gi + 1)
                     break
+            if bad is None:
+                bad = settle(0)  # a loader that ended before its announced last batch
+            if bad is not None:
+                bad_group, bad_step, value = bad
+                stopped = "nan"
+                save_checkpoint(epoch, bad_group)
+                print(f"jaxpot: the loss became {value} at step {bad_step} (epoch {epoch}); stopped and kept "
+                      f"the last good state in {checkpoints.directory}. Lower the learning rate or check the data.")
             if stopped != "finished":
                 break
             record: dict[str, Any] = {"epoch": epoch, "step": int(state.step), "lr": lr,
