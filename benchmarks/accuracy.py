@@ -178,6 +178,10 @@ def run_jaxpot(args) -> dict:
     cpus = pin_threads(args.threads)
     proto = json.loads(Path(args.protocol).read_text())
     hp, tr = proto["model"], proto["training"]
+    devices = args.jaxpot_devices
+    if devices > 1:  # before jax starts its CPU backend
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
+    per_device = tr["batch_size"] // devices
 
     import resource
     import tempfile
@@ -210,21 +214,23 @@ def run_jaxpot(args) -> dict:
         dtype=hp["dtype"], features=hp["features"], num_interactions=hp["num_interactions"], num_rbf=hp["num_rbf"],
     )
     t0 = time.perf_counter()
-    train_loader = ClockedLoader(GraphLoader(train_set, hp["cutoff"], species, tr["batch_size"], seed=proto["seed"]))
+    # D devices: batches of batch_size / D, taken D consecutive ones per step (the trainer's groups),
+    # so a step sees the same structures as one batch of batch_size.
+    train_loader = ClockedLoader(GraphLoader(train_set, hp["cutoff"], species, per_device, seed=proto["seed"]))
     valid_loader = GraphLoader(valid_set, hp["cutoff"], species, tr["batch_size"], shuffle=False)
     prep_s = time.perf_counter() - t0
     order = train_loader.order(0)[:20].tolist()
     if order != proto["checks"]["epoch0_order_head"]:
         raise SystemExit("GraphLoader's epoch-0 order differs from the protocol's")
     sizes = {len(b) for b in train_loader.batch_indices(0)}
-    if sizes - {tr["batch_size"], len(train_set) % tr["batch_size"]}:
+    if sizes - {per_device, len(train_set) % per_device}:
         raise SystemExit(f"GraphLoader packed batches of sizes {sorted(sizes)}, not consecutive chunks")
 
     options = TrainingOptions(
         epochs=tr["epochs"], learning_rate=tr["learning_rate"], optimizer=tr["optimizer"], schedule=tr["schedule"],
         warmup_steps=0, final_lr_fraction=tr["final_lr_fraction"], clip_norm=tr["clip_norm"], weight_decay=0.0,
         ema_decay=0.0, weights=dict(tr["weights"]), swa_start=None, eval_every=1, checkpoint_every=10**9,
-        keep_checkpoints=1, progress=False,
+        keep_checkpoints=1, progress=False, devices=devices,
     )
     out = Path(args.workdir) / "jaxpot_run"
     if out.exists():  # the trainer would resume from an old checkpoint
@@ -265,7 +271,9 @@ def run_jaxpot(args) -> dict:
         "n_train": len(train_set),
         "n_valid": len(valid_set),
         "batch_size": tr["batch_size"],
-        "steps_per_epoch": train_loader.num_batches(0),
+        "steps_per_epoch": math.ceil(train_loader.num_batches(0) / devices),
+        "devices": devices,
+        "batch_per_device": per_device,
         **timing,
         "compile_s": round(compile_s, 2),
         "compile_events_s": {k.rsplit("/", 1)[-1]: round(v, 2) for k, v in compile_events.items()},
@@ -374,7 +382,7 @@ def run_codes(codes, args, run_dir: Path, proto_path: Path, driver: str, peer_sc
             if code == "jaxpot":
                 cmd = [sys.executable, driver, "--child", "jaxpot", "--protocol", str(proto_path),
                        "--threads", str(args.threads), "--workdir", str(run_dir), "--history", history,
-                       *getattr(args, "child_args", ())]
+                       "--jaxpot-devices", str(getattr(args, "jaxpot_devices", 1)), *getattr(args, "child_args", ())]
             else:
                 cmd = [args.peer_python, str(peer_script), "--protocol", str(proto_path), "--threads",
                        str(args.threads), "--history", history]
@@ -501,6 +509,10 @@ def parse_args(argv):
                    help="schnetpack's neighbour-list transform (computed once, before training)")
     p.add_argument("--threads", type=int, default=2,
                    help="CPUs per run (jaxpot: CPU affinity; schnetpack: torch.set_num_threads); default 2")
+    p.add_argument("--jaxpot-devices", type=int, default=1,
+                   help="jaxpot trains data-parallel over this many XLA:CPU host devices "
+                        "(--xla_force_host_platform_device_count), batch_size / D structures each, so every step "
+                        "still sees the same batch_size structures and the same loss (default 1)")
     p.add_argument("--peer-python", default=None,
                    help="the peer's interpreter (default $PEERS/spk-venv/bin/python, PEERS=/tmp/peers)")
     p.add_argument("--workdir", default=None,
@@ -519,6 +531,8 @@ def parse_args(argv):
         args.epochs = DEFAULT_EPOCHS
     if args.epochs < 1:
         p.error("--epochs must be >= 1")
+    if not args.child and (args.jaxpot_devices < 1 or args.batch_size % args.jaxpot_devices):
+        p.error(f"--jaxpot-devices must divide --batch-size ({args.batch_size}), got {args.jaxpot_devices}")
     bad = [c for c in args.codes if c not in ("jaxpot", "schnetpack")]
     if bad:
         p.error(f"unknown code(s) {bad}; choose from jaxpot, schnetpack")
