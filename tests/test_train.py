@@ -135,16 +135,18 @@ def test_two_devices_give_the_loss_of_one(tmp_path):
         step = make_train_step(make_predict(pot.energy_fn, False), opt, 0.99)
         weights = {{"energy": jnp.asarray(1.0, jnp.float32), "forces": jnp.asarray(100.0, jnp.float32)}}
         out = {{}}
-        for n in (1, 2):
+        for n, per_device in ((1, False), (2, False), (2, True)):  # one batch; vmapped; shard_map over the mesh
             mesh = device_mesh(n)
             params = jax.tree_util.tree_map(jnp.array, pot.params)
             state = replicate(TrainState(jnp.asarray(0), params, opt.init(params), jax.tree_util.tree_map(jnp.copy, params)), mesh)
             stacked = stack_batches(batches, mesh, jnp.float32)
-            state, loss, _ = step(state, stacked, weights)
-            out[n] = (float(loss), [np.asarray(x).tolist() for x in jax.tree_util.tree_leaves(state.params)][:2])
+            run = make_train_step(make_predict(pot.energy_fn, False), opt, 0.99, mesh) if per_device else step
+            state, loss, _ = run(state, stacked, weights)
+            out["sharded" if per_device else n] = (float(loss), [np.asarray(x).tolist() for x in jax.tree_util.tree_leaves(state.params)][:2])
         res = train(pot, GraphLoader(frames, 4.0, pot.species, 2, seed=0), None,
                     TrainingOptions(epochs=1, devices=2, progress=False), {str(tmp_path / 'dp')!r})
         print(json.dumps({{"one": out[1][0], "two": out[2][0], "p1": out[1][1], "p2": out[2][1],
+                           "sharded": out["sharded"][0], "p_sharded": out["sharded"][1],
                            "ndev": len(jax.local_devices()), "stopped": res.stopped}}))
         """
     )
@@ -153,8 +155,10 @@ def test_two_devices_give_the_loss_of_one(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["ndev"] == 2 and result["stopped"] == "finished"
-    assert abs(result["one"] - result["two"]) <= 1e-5 * abs(result["one"])
+    for two in ("two", "sharded"):
+        assert abs(result["one"] - result[two]) <= 1e-5 * abs(result["one"]), two
     np.testing.assert_allclose(np.array(result["p1"][0]), np.array(result["p2"][0]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.array(result["p1"][0]), np.array(result["p_sharded"][0]), rtol=1e-5, atol=1e-6)
 
 
 def test_nan_loss_stops_and_keeps_last_good_state(tmp_path):

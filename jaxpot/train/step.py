@@ -54,8 +54,30 @@ def make_predict(energy_fn: Callable, stress: bool, *, outputs_fn: Callable | No
     return predict
 
 
-def _stacked_terms(predict, params, batches):
-    terms = jax.vmap(lambda g: squared_errors(predict(params, g), g))(batches)
+def _per_batch(fn: Callable, params, batches, mesh: Mesh | None = None):
+    """``fn(params, batch)`` for each batch along the leading (device) axis, stacked again.
+
+    Each device's batch is taken out of the stack (``shard_map`` over ``mesh``'s "batch" axis,
+    or directly for one batch) rather than vmapped: XLA:CPU compiles a vmap of the model
+    (batched gathers, scatters and scans) into markedly slower code (a PaiNN training step on
+    10 ethanol molecules: 18 % slower per epoch). Without a mesh, D > 1 batches are vmapped.
+    """
+
+    def one(p, stacked):
+        out = fn(p, jax.tree_util.tree_map(lambda x: x[0], stacked))
+        return jax.tree_util.tree_map(lambda x: x[None], out)
+
+    num = batches.n_node.shape[0]
+    if num == 1:
+        return one(params, batches)
+    if mesh is not None and mesh.size == num:
+        return jax.shard_map(one, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec("batch")),
+                             out_specs=PartitionSpec("batch"))(params, batches)
+    return jax.vmap(lambda g: fn(params, g))(batches)
+
+
+def _stacked_terms(predict, params, batches, mesh: Mesh | None = None):
+    terms = _per_batch(lambda p, g: squared_errors(predict(p, g), g), params, batches, mesh)
     return {k: (jnp.sum(s), jnp.sum(c)) for k, (s, c) in terms.items()}
 
 
@@ -64,18 +86,19 @@ def _stacked_terms(predict, params, batches):
 LOSS_DTYPE = jax.dtypes.canonicalize_dtype(jnp.float64)
 
 
-def make_train_step(predict: Callable, optimizer, ema_decay: float) -> Callable:
+def make_train_step(predict: Callable, optimizer, ema_decay: float, mesh: Mesh | None = None) -> Callable:
     """``step(state, batches, weights, previous_loss=None) -> (state, loss, terms)``.
 
     A NaN loss keeps the old state. Passing the loss the previous step returned as
     ``previous_loss`` makes that stop sticky on the device: once a loss is not finite, every
     later step keeps the state and returns NaN, so a host that reads losses a few steps late
     (the trainer does, to keep the device busy) still stops with the last good state.
+    ``mesh``: the devices the batches are sharded over (``device_mesh``), one batch each.
     """
 
     def step(state: TrainState, batches, weights, previous_loss=None):
         def loss_fn(params):
-            terms = _stacked_terms(predict, params, batches)
+            terms = _stacked_terms(predict, params, batches, mesh)
             return weighted_loss(terms, weights), terms
 
         (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -93,9 +116,9 @@ def make_train_step(predict: Callable, optimizer, ema_decay: float) -> Callable:
     return jax.jit(step, donate_argnums=0)
 
 
-def make_eval_step(predict: Callable) -> Callable:
+def make_eval_step(predict: Callable, mesh: Mesh | None = None) -> Callable:
     """``eval(params, batches) -> predictions`` with the leading device axis kept."""
-    return jax.jit(lambda params, batches: jax.vmap(lambda g: predict(params, g))(batches))
+    return jax.jit(lambda params, batches: _per_batch(predict, params, batches, mesh))
 
 
 def device_mesh(num_devices: int | None = None) -> Mesh:

@@ -160,7 +160,7 @@ def evaluate(potential: Potential, loader, *, stress: bool | None = None, keep_v
     stress = _has_stress(loader) if stress is None else stress
     predict = make_potential_predict(potential, loader, stress)
     mesh = device_mesh(num_devices)
-    eval_step = make_eval_step(predict)
+    eval_step = make_eval_step(predict, mesh)
     metrics = ErrorMetrics(keep_values=keep_values)
     params = potential.params if params is None else params
     for group in _grouped(loader.epoch(0), mesh.size):
@@ -224,8 +224,8 @@ def train(
     if unweighted:
         print(f"jaxpot: training.weights gives {unweighted} no weight; those heads will not be trained")
     optimizer = make_optimizer(options.optimizer, options.clip_norm, options.weight_decay)
-    train_step = make_train_step(predict, optimizer, options.ema_decay)
-    eval_step = make_eval_step(predict)
+    train_step = make_train_step(predict, optimizer, options.ema_decay, mesh)
+    eval_step = make_eval_step(predict, mesh)
 
     params = jax.tree_util.tree_map(jnp.array, potential.params)  # copies: the state is donated
     ema = jax.tree_util.tree_map(jnp.copy, params)  # a distinct buffer: the state is donated
