@@ -121,7 +121,9 @@ def test_two_devices_give_the_loss_of_one(tmp_path):
         import sys, json, numpy as np, jax
         sys.path.insert(0, {str(REPO / 'tests')!r})
         import jaxpot
+        import jaxpot.models.schnet as schnet_model
         from test_train import toy_data, small_potential
+        schnet_model.EDGE_CHUNK = 64  # several chunks per batch: the edge sums' scans run inside shard_map
         from jaxpot.data import GraphLoader
         from jaxpot.train import TrainingOptions, train
         from jaxpot.train.optim import make_optimizer, set_learning_rate
