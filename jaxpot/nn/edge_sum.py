@@ -18,7 +18,15 @@ is wrapped in ``jax.checkpoint``, so the backward pass recomputes a chunk's mess
 of storing them: per-edge temporaries exist for one chunk at a time and stay in cache; only
 the node arrays and the (small) per-edge inputs are kept. The recomputation costs a second
 forward pass of the edge part (about 15 % of an energy+forces call). A graph with at most
-``chunk`` edges is one chunk, computed directly (no loop, no recomputation).
+``chunk`` edges is one chunk: no loop, but still rematerialised. For second derivatives (the
+parameter gradient of a force loss) that matters most: the per-edge residuals of the forward
+and of the force pass are then recomputed in cache instead of written out and read back, and
+without the scan's stacked residual buffers (zero-filled, then copied, every call). Measured
+on a PaiNN training batch (10 ethanol, 768 edges, float32, 2-core CPU): loss gradient 22-24 ms
+scanned in two chunks, 24 ms as one plain chunk, 16-17 ms as one rematerialised chunk.
+``prevent_cse=False``: the scan keeps the recomputation apart anyway, and for the lone chunk
+XLA's common-subexpression barriers cost more than they save (PaiNN 3BPA float64 energy +
+forces 13.6-14.3 against 8.6-9.4 ms with them).
 
 It is plain JAX (scan, checkpoint, gather, scatter-add), so every transform works: ``grad``,
 ``jvp``, ``vmap``, ``jax.hessian`` (forward-over-reverse), ``jax.linearize``; no custom
@@ -126,6 +134,7 @@ def edge_sum(
 
         return jax.tree_util.tree_map(add, acc, messages), None
 
-    if num_chunks == 1:  # one chunk: no loop, and the residuals are one chunk's anyway
-        return step(zeros, first)[0]
-    return jax.lax.scan(jax.checkpoint(step), zeros, xs)[0]
+    body = jax.checkpoint(step, prevent_cse=False)
+    if num_chunks == 1:  # one chunk: no loop
+        return body(zeros, first)[0]
+    return jax.lax.scan(body, zeros, xs)[0]

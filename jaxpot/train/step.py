@@ -105,14 +105,20 @@ def make_train_step(predict: Callable, optimizer, ema_decay: float, mesh: Mesh |
             return weighted_loss(terms, weights), terms
 
         (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = jax.tree_util.tree_map(lambda p, u: p + u.astype(p.dtype), state.params, updates)
-        new = TrainState(state.step + 1, params, opt_state, ema_update(state.ema_params, params, ema_decay, state.step))
+
+        def update() -> TrainState:
+            updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+            params = jax.tree_util.tree_map(lambda p, u: p + u.astype(p.dtype), state.params, updates)
+            ema = ema_update(state.ema_params, params, ema_decay, state.step)
+            return TrainState(state.step + 1, params, opt_state, ema)
+
         finite = jnp.isfinite(loss)
         if previous_loss is not None:
             finite = finite & jnp.isfinite(previous_loss)
-        # a cond, not an element-wise select over every leaf: ~5 % of a PaiNN step on CPU
-        new = jax.lax.cond(finite, lambda: new, lambda: state)
+        # A cond, not an element-wise select over every leaf (~5 % of a PaiNN step on CPU), and
+        # the update inside it: computed outside, its results were copied into the state's
+        # buffers (0.45 of 1.3 ms for Adam on PaiNN's 577k parameters).
+        new = jax.lax.cond(finite, update, lambda: state)
         loss = jnp.where(finite, loss, jnp.nan).astype(LOSS_DTYPE)
         return new, loss, terms
 
