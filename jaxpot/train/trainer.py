@@ -24,7 +24,7 @@ from jaxpot.potential import DTYPES, Potential
 from jaxpot.train.checkpoint import Checkpoints
 from jaxpot.train.losses import QUANTITIES
 from jaxpot.train.metrics import ErrorMetrics
-from jaxpot.train.optim import Plateau, learning_rate, make_optimizer, set_learning_rate
+from jaxpot.train.optim import Plateau, learning_rate, make_optimizer
 from jaxpot.train.step import (
     LOSS_DTYPE,
     TrainState,
@@ -296,8 +296,7 @@ def train(
             for gi, group in enumerate(_grouped(_epoch(train_loader, epoch, first * mesh.size), mesh.size), start=first):
                 lr = learning_rate(step_count, total_steps, options.learning_rate, options.schedule,
                                    options.warmup_steps, options.final_lr_fraction, plateau.state["scale"])
-                state = state._replace(opt_state=set_learning_rate(state.opt_state, lr))
-                state, previous_loss, _ = train_step(state, stack_batches(group, mesh, dtype), weights, previous_loss)
+                state, previous_loss, _ = train_step(state, stack_batches(group, mesh, dtype), weights, previous_loss, float(lr))
                 pending.append((gi, step_count, previous_loss))
                 step_count += 1
                 checkpoint_due = step_count % options.checkpoint_every == 0
