@@ -118,3 +118,16 @@ def test_edge_sum_equals_the_direct_sum_with_derivatives(chunk):
 
     for a, b in zip(jax.jit(jax.grad(force_loss(chunked), (0, 1)))(*args), jax.grad(force_loss(direct), (0, 1))(*args)):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_split_dense_equals_the_split_of_dense():
+    from jaxpot.nn.dense import dense, split_dense
+
+    rng = np.random.default_rng(1)
+    x, k, b = (jnp.asarray(rng.normal(size=s)) for s in ((4, 3, 5), (5, 6), (6,)))
+    for bias in (b, None):
+        want = jnp.split(dense(x, k, bias), 3, axis=-1)
+        got = split_dense(x, k, bias, parts=3)
+        assert len(got) == 3
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-12)

@@ -18,7 +18,7 @@ from jaxpot.graph import edge_vectors
 from jaxpot.longrange.ewald import layer_ewald
 from jaxpot.models.registry import register
 from jaxpot.nn import safe_norm, smooth_norm
-from jaxpot.nn.dense import DenseParams, dense
+from jaxpot.nn.dense import DenseParams, split_dense
 from jaxpot.nn.edge_sum import edge_sum
 
 # Edges per chunk in the message sums (``jaxpot.nn.edge_sum``), by bytes per float. Measured
@@ -114,15 +114,6 @@ def painn_messages(nodes, edge_chunk, senders):
     return ds, dv
 
 
-def split_dense(x, kernel, bias, parts: int):
-    """``jnp.split(x @ kernel + bias, parts, axis=-1)``, computed as ``parts`` products with the
-    kernel's column blocks: the gradient then concatenates blocks of the [F, P·F] kernel, not
-    cotangents of the [N, ..., P·F] output (parameters as ``nn.Dense``, names unchanged)."""
-    kernels = jnp.split(kernel, parts, axis=-1)
-    biases = jnp.split(bias, parts) if bias is not None else (None,) * parts
-    return tuple(dense(x, k, b) for k, b in zip(kernels, biases))
-
-
 class PaiNNMessage(nn.Module):
     """Message block (eqs. 7-8, Fig. 2b).
 
@@ -162,10 +153,12 @@ class PaiNNUpdate(nn.Module):
     @nn.compact
     def __call__(self, s, v):
         f = self.features
-        u, vv = split_dense(v, *DenseParams(2 * f, use_bias=False, kernel_init=KERNEL_INIT, name="UV")(f), parts=2)
+        uv = DenseParams(2 * f, use_bias=False, kernel_init=KERNEL_INIT, name="UV")(f)
+        u, vv = split_dense(v, *uv, parts=2)  # [N, 3, F] each
         vv_norm = smooth_norm(vv, axis=-2, eps=self.norm_eps)  # smooth at v = 0 (symmetric sites)
         a = Dense(f, name="a_0")(jnp.concatenate([s, vv_norm], axis=-1))
-        a_vv, a_sv, a_ss = split_dense(jax.nn.silu(a), *DenseParams(3 * f, kernel_init=KERNEL_INIT, name="a_1")(f), parts=3)
+        a_1 = DenseParams(3 * f, kernel_init=KERNEL_INIT, name="a_1")(f)
+        a_vv, a_sv, a_ss = split_dense(jax.nn.silu(a), *a_1, parts=3)
         dv = a_vv[:, None, :] * u
         ds = a_ss + a_sv * jnp.sum(u * vv, axis=-2)
         return s + ds, v + dv

@@ -42,3 +42,17 @@ def dense(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray | None = None) 
     dtype = jnp.result_type(x, kernel)
     y = jnp.dot(x.astype(dtype), kernel.astype(dtype))
     return y if bias is None else y + bias.astype(dtype)
+
+
+def split_dense(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray | None, parts: int) -> tuple:
+    """``jnp.split(dense(x, kernel, bias), parts, axis=-1)``, computed as ``parts`` products with
+    the kernel's column blocks.
+
+    The values are the same; the gradient differs in cost: the transpose of a split output is a
+    concatenation of ``parts`` cotangents the size of ``x @ kernel``, which XLA:CPU copies,
+    while here only the small kernel blocks are concatenated (PaiNN's ``phi_1``, ``UV``, ``a_1``:
+    3-5 % of a training step).
+    """
+    kernels = jnp.split(kernel, parts, axis=-1)
+    biases = jnp.split(bias, parts) if bias is not None else (None,) * parts
+    return tuple(dense(x, k, b) for k, b in zip(kernels, biases))

@@ -296,7 +296,8 @@ def train(
             for gi, group in enumerate(_grouped(_epoch(train_loader, epoch, first * mesh.size), mesh.size), start=first):
                 lr = learning_rate(step_count, total_steps, options.learning_rate, options.schedule,
                                    options.warmup_steps, options.final_lr_fraction, plateau.state["scale"])
-                state, previous_loss, _ = train_step(state, stack_batches(group, mesh, dtype), weights, previous_loss, float(lr))
+                batches = stack_batches(group, mesh, dtype)
+                state, previous_loss, _ = train_step(state, batches, weights, previous_loss, float(lr))
                 pending.append((gi, step_count, previous_loss))
                 step_count += 1
                 checkpoint_due = step_count % options.checkpoint_every == 0
