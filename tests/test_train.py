@@ -73,7 +73,7 @@ SCRIPT = textwrap.dedent(
     result = train(pot, GraphLoader(frames[:12], 4.0, pot.species, 2, seed=3),
                    GraphLoader(frames[12:], 4.0, pot.species, 4, shuffle=False),
                    TrainingOptions(epochs={epochs}, learning_rate=3e-3, checkpoint_every=2, progress=False,
-                                   schedule="cosine", swa_start=0.5),
+                                   schedule="cosine", swa_start=0.5, steps_per_call=4),
                    {out!r})
     print("DONE", result.stopped)
     """
@@ -212,22 +212,59 @@ def test_nan_read_late_keeps_the_state_of_the_last_good_step(tmp_path):
 
 
 def test_train_step_compiles_once(tmp_path, monkeypatch):
-    """Every step of a run, the first included, sees the same argument types and shardings
-    (the loss fed back as ``previous_loss`` too), so the step compiles once."""
+    """Every call of the steps in a run, the first and an epoch's partial last one included
+    (3 steps per epoch, 2 per call), sees the same argument types and shardings (the loss fed
+    back as ``previous_loss`` too), so the steps compile once."""
     from jaxpot.train import trainer
 
     steps = []
 
     def recording(*args, **kwargs):
-        steps.append(make_train_step(*args, **kwargs))
+        steps.append(make_train_steps(*args, **kwargs))
         return steps[-1]
 
-    make_train_step = trainer.make_train_step
-    monkeypatch.setattr(trainer, "make_train_step", recording)
+    make_train_steps = trainer.make_train_steps
+    monkeypatch.setattr(trainer, "make_train_steps", recording)
     pot = small_potential()
     train(pot, GraphLoader(toy_data(6), 4.0, pot.species, 2, seed=0), None,
-          TrainingOptions(epochs=2, progress=False), tmp_path / "run")
+          TrainingOptions(epochs=2, progress=False, steps_per_call=2), tmp_path / "run")
     assert len(steps) == 1 and steps[0]._cache_size() == 1
+
+
+def test_steps_in_one_call_equal_single_steps():
+    """``make_train_steps`` over K = 4 slots with 3 active steps ends with the parameters and
+    losses of 3 calls of the single step; the inactive slot changes nothing."""
+    import jax.numpy as jnp
+
+    from jaxpot.train.optim import make_optimizer
+    from jaxpot.train.step import (LOSS_DTYPE, TrainState, device_mesh, empty_like, make_predict,
+                                   make_train_step, make_train_steps, replicate, stack_batches, stack_steps)
+
+    pot = small_potential()
+    batches = list(GraphLoader(toy_data(6), 4.0, pot.species, 2, shuffle=False).epoch(0))
+    assert len(batches) == 3
+    opt = make_optimizer()
+    mesh = device_mesh(1)
+    weights = {"energy": jnp.asarray(1.0, jnp.float32), "forces": jnp.asarray(100.0, jnp.float32)}
+    rates = [3e-3, 2e-3, 1e-3]
+
+    def fresh():
+        params = jax.tree_util.tree_map(jnp.array, pot.params)
+        return replicate(TrainState(jnp.asarray(0), params, opt.init(params), jax.tree_util.tree_map(jnp.copy, params)), mesh)
+
+    step = make_train_step(make_predict(pot.energy_fn, False), opt, 0.99)
+    single, loss, singles = fresh(), jnp.zeros((), LOSS_DTYPE), []
+    for batch, rate in zip(batches, rates):
+        single, loss, _ = step(single, stack_batches([batch], mesh, jnp.float32), weights, loss, rate)
+        singles.append(float(loss))
+    steps = make_train_steps(make_predict(pot.energy_fn, False), opt, 0.99)
+    call = [[b] for b in batches] + [[empty_like(batches[0])]]
+    state, last, losses, _ = steps(fresh(), stack_steps(call, mesh, jnp.float32), weights, jnp.zeros((), LOSS_DTYPE),
+                                   np.array(rates + [5e-3]), np.array([True, True, True, False]))
+    assert int(state.step) == 3 and float(last) == singles[-1]
+    np.testing.assert_allclose(np.asarray(losses)[:3], singles, rtol=1e-6)
+    for x, y in zip(jax.tree_util.tree_leaves(single), jax.tree_util.tree_leaves(state)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
 
 
 def test_train_step_after_a_nan_keeps_the_state():

@@ -32,9 +32,10 @@ from jaxpot.train.step import (
     empty_like,
     make_eval_step,
     make_predict,
-    make_train_step,
+    make_train_steps,
     replicate,
     stack_batches,
+    stack_steps,
 )
 
 
@@ -48,6 +49,11 @@ class TrainingOptions:
     late in training this way. Dipole and polarizability are trained when the potential has
     that head and the data the label; their weights default to 1 (``_weights``) when neither
     table names them, and a weight named in only one table holds in both phases.
+
+    ``steps_per_call`` optimiser steps run in one jitted call (``make_train_steps``; the
+    parameters are the same as one step per call). On a 2-core CPU it made PaiNN epochs on
+    10-molecule ethanol batches 12-15 % shorter; the progress bar and the NaN check then move
+    a call at a time, and a checkpoint falls due at the end of the call that reaches it.
     """
 
     epochs: int = 100
@@ -66,6 +72,7 @@ class TrainingOptions:
     swa_weights: dict = dataclasses.field(default_factory=lambda: {"energy": 1000.0, "forces": 100.0, "stress": 1.0})
     eval_every: int = 1
     checkpoint_every: int = 200
+    steps_per_call: int = 10
     keep_checkpoints: int = 2
     devices: int | None = None
     progress: bool = True
@@ -77,6 +84,8 @@ class TrainingOptions:
                 raise ValueError(f"{name} has unknown quantities {unknown}; known: {list(QUANTITIES)}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.steps_per_call < 1:
+            raise ValueError(f"steps_per_call must be >= 1, got {self.steps_per_call}")
 
 
 @dataclasses.dataclass
@@ -90,8 +99,8 @@ class TrainResult:
 # Weights of the tensor heads when the configuration names them in neither table.
 _HEAD_WEIGHT_DEFAULT = 1.0
 
-# Steps the trainer dispatches before it reads a step's loss back (see ``train``).
-LOSS_LAG = 2
+# Calls of the training steps the trainer dispatches before it reads one's losses back (see ``train``).
+LOSS_LAG = 1
 
 
 def _weights(options: TrainingOptions, epoch: int, dtype) -> dict:
@@ -138,6 +147,21 @@ def _grouped(batches, size: int):
             group = []
     if group:
         yield group + [empty_like(group[0])] * (size - len(group))
+
+
+def _calls(groups, size: int, start: int = 0, last: int | None = None):
+    """``(index of the first group, up to size consecutive groups)``: the groups of one call.
+
+    A call ends at ``size`` groups or at group ``last`` (the epoch's last), without asking the
+    iterator for more: a loader's epoch then ends after its last step, not before."""
+    call: list = []
+    for index, group in enumerate(groups, start=start):
+        call.append(group)
+        if len(call) == size or index == last:
+            yield index - len(call) + 1, call
+            call = []
+    if call:
+        yield index - len(call) + 1, call
 
 
 def _num_groups(loader, epoch: int, size: int) -> int:
@@ -224,7 +248,7 @@ def train(
     if unweighted:
         print(f"jaxpot: training.weights gives {unweighted} no weight; those heads will not be trained")
     optimizer = make_optimizer(options.optimizer, options.clip_norm, options.weight_decay)
-    train_step = make_train_step(predict, optimizer, options.ema_decay, mesh)
+    train_steps = make_train_steps(predict, optimizer, options.ema_decay, mesh)
     eval_step = make_eval_step(predict, mesh)
 
     params = jax.tree_util.tree_map(jnp.array, potential.params)  # copies: the state is donated
@@ -262,12 +286,16 @@ def train(
         meta.update(epoch=epoch, group=group, plateau=plateau.state, best_valid_loss=best["loss"])
         checkpoints.save(int(state.step), state, meta)
 
-    # Losses are read back LOSS_LAG steps late, so the host assembles and sends the next batches
-    # while the device computes (a read right after each step would idle it once per step). The
-    # step's sticky NaN stop (``previous_loss``) keeps the last good state meanwhile; an epoch's
-    # last step, checkpoints and ``max_steps`` read everything first.
+    # Steps run ``steps_per_call`` at a time in one jitted call (``make_train_steps``), calls
+    # aligned to the epoch's start, so a run resumed from a checkpoint (always written between
+    # calls) makes the same calls as one never stopped. Losses are read back LOSS_LAG calls
+    # late, so the host assembles and sends the next batches while the device computes (a read
+    # right after each call would idle it once per call). The steps' sticky NaN stop
+    # (``previous_loss``) keeps the last good state meanwhile; an epoch's last call,
+    # checkpoints and ``max_steps`` read everything first.
     step_count = int(state.step)
-    previous_loss = replicate(jnp.zeros((), LOSS_DTYPE), mesh)  # as the step returns it: one compilation
+    per_call = max(1, min(options.steps_per_call, groups_per_epoch))
+    previous_loss = replicate(jnp.zeros((), LOSS_DTYPE), mesh)  # as the steps return it: one compilation
     try:
         for epoch in range(meta["epoch"], options.epochs):
             t_epoch = time.perf_counter()
@@ -275,41 +303,50 @@ def train(
             first = meta["group"] if epoch == meta["epoch"] else 0
             last_group = _num_groups(train_loader, epoch, mesh.size) - 1
             losses: list[float] = []
-            pending: collections.deque = collections.deque()  # (group, step index, loss on the device)
+            pending: collections.deque = collections.deque()  # (first group, first step, active, losses on the device)
             bad = None
 
             def settle(keep: int):
-                """Read losses until at most ``keep`` are pending; the first non-finite one's
-                (group, step index, value), or None."""
+                """Read losses until at most ``keep`` calls are pending; the first non-finite
+                one's (group, step index, value), or None."""
                 while len(pending) > keep:
-                    group_index, index, device_loss = pending.popleft()
-                    value = float(device_loss)
-                    if not math.isfinite(value):
-                        pending.clear()
-                        return group_index, index, value
-                    losses.append(value)
+                    group_index, index, active, device_losses = pending.popleft()
+                    for k, value in enumerate(np.asarray(device_losses, dtype=np.float64)[:active]):
+                        if not math.isfinite(value):
+                            pending.clear()
+                            return group_index + k, index + k, float(value)
+                        losses.append(float(value))
                     if progress is not None:
-                        progress.update(1)
-                        progress.set_postfix(epoch=epoch, loss=f"{value:.3g}", lr=f"{lr:.2g}", refresh=False)
+                        progress.update(active)
+                        progress.set_postfix(epoch=epoch, loss=f"{losses[-1]:.3g}", lr=f"{lr:.2g}", refresh=False)
                 return None
 
-            for gi, group in enumerate(_grouped(_epoch(train_loader, epoch, first * mesh.size), mesh.size), start=first):
-                lr = learning_rate(step_count, total_steps, options.learning_rate, options.schedule,
-                                   options.warmup_steps, options.final_lr_fraction, plateau.state["scale"])
-                batches = stack_batches(group, mesh, dtype)
-                state, previous_loss, _ = train_step(state, batches, weights, previous_loss, float(lr))
-                pending.append((gi, step_count, previous_loss))
-                step_count += 1
-                checkpoint_due = step_count % options.checkpoint_every == 0
+            groups = _grouped(_epoch(train_loader, epoch, first * mesh.size), mesh.size)
+            for gi, call in _calls(groups, per_call, start=first, last=last_group):
+                active = len(call) if max_steps is None else min(len(call), max_steps - step_count)
+                if active <= 0:  # resumed at or past max_steps
+                    stopped = "max_steps"
+                    break
+                rates = np.zeros(per_call)
+                for k in range(active):
+                    lr = learning_rate(step_count + k, total_steps, options.learning_rate, options.schedule,
+                                       options.warmup_steps, options.final_lr_fraction, plateau.state["scale"])
+                    rates[k] = lr
+                call = call + [[empty_like(b) for b in call[0]]] * (per_call - len(call))
+                state, previous_loss, device_losses, _ = train_steps(
+                    state, stack_steps(call, mesh, dtype), weights, previous_loss, rates, np.arange(per_call) < active)
+                pending.append((gi, step_count, active, device_losses))
+                before, step_count = step_count, step_count + active
+                checkpoint_due = step_count // options.checkpoint_every > before // options.checkpoint_every
                 at_max = max_steps is not None and step_count >= max_steps
-                bad = settle(0 if (checkpoint_due or at_max or gi >= last_group) else LOSS_LAG)
+                bad = settle(0 if (checkpoint_due or at_max or gi + active > last_group) else LOSS_LAG)
                 if bad is not None:
                     break
                 if checkpoint_due:
-                    save_checkpoint(epoch, gi + 1)
+                    save_checkpoint(epoch, gi + active)
                 if at_max:
                     stopped = "max_steps"
-                    save_checkpoint(epoch, gi + 1)
+                    save_checkpoint(epoch, gi + active)
                     break
             if bad is None:
                 bad = settle(0)  # a loader that ended before its announced last batch
